@@ -1,0 +1,158 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "kvroute",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kvroute", targets: ["kvroute"]),
+        .library(name: "KVRouteCore", targets: ["KVRouteCore"]),
+        .library(name: "KVRouteEngineSim", targets: ["KVRouteEngineSim"]),
+        .library(name: "KVRouteSimServer", targets: ["KVRouteSimServer"]),
+        .library(name: "KVRouteDataLayer", targets: ["KVRouteDataLayer"]),
+        .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // The decision core: pure values in, values out. No NIO, HTTP, gRPC or logging.
+        .target(
+            name: "KVRouteCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The vLLM-compatible engine model: tokenizer, chat template, block pool,
+        // scheduler, latency model and metrics. Runs in virtual time or real time.
+        .target(
+            name: "KVRouteEngineSim",
+            dependencies: [
+                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The engine model behind vLLM's OpenAI-compatible HTTP API.
+        .target(
+            name: "KVRouteSimServer",
+            dependencies: [
+                "KVRouteEngineSim",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Endpoint discovery, metrics scraping and health probing as Services.
+        .target(
+            name: "KVRouteDataLayer",
+            dependencies: [
+                "KVRouteCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The OpenAI-compatible HTTP front door over the routing core.
+        .target(
+            name: "KVRouteGateway",
+            dependencies: [
+                "KVRouteCore",
+                "KVRouteDataLayer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kvroute",
+            dependencies: [
+                "KVRouteCore",
+                "KVRouteEngineSim",
+                "KVRouteSimServer",
+                "KVRouteDataLayer",
+                "KVRouteGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Harnesses shared by the test targets: in-process clusters, HTTP helpers, real peers.
+        .target(
+            name: "KVRouteTestSupport",
+            dependencies: [
+                "KVRouteEngineSim",
+                "KVRouteSimServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/KVRouteTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteCoreTests",
+            dependencies: ["KVRouteCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteEngineSimTests",
+            dependencies: ["KVRouteEngineSim"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteSimServerTests",
+            dependencies: [
+                "KVRouteSimServer",
+                "KVRouteEngineSim",
+                "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteGatewayTests",
+            dependencies: [
+                "KVRouteGateway",
+                "KVRouteDataLayer",
+                "KVRouteCore",
+                "KVRouteSimServer",
+                "KVRouteEngineSim",
+                "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

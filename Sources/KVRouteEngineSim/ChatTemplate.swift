@@ -1,0 +1,56 @@
+/// One chat message as the engine sees it.
+public struct ChatTurn: Sendable, Hashable {
+    public var role: String
+    public var content: String
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// Renders chat messages to prompt tokens the way Llama-3's template does:
+///
+///     <|begin_of_text|>
+///     <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>   (per message)
+///     <|start_header_id|>assistant<|end_header_id|>\n\n                    (generation prompt)
+///
+/// Markers are single special tokens; each piece of text is encoded on its own, so equal
+/// leading messages give equal leading tokens.
+public struct Llama3ChatTemplate: Sendable {
+    public static let beginOfText: UInt32 = 128_000
+    public static let startHeader: UInt32 = 128_006
+    public static let endHeader: UInt32 = 128_007
+    public static let endOfTurn: UInt32 = 128_009
+
+    public let tokenizer: any Tokenizer
+
+    public init(tokenizer: any Tokenizer = ApproximateTokenizer()) {
+        self.tokenizer = tokenizer
+    }
+
+    /// Prompt tokens for a chat request, with the assistant generation prompt appended.
+    public func render(_ messages: [ChatTurn], addGenerationPrompt: Bool = true) -> [UInt32] {
+        var out: [UInt32] = [Self.beginOfText]
+        let blank = tokenizer.encode("\n\n")
+        for m in messages {
+            out.append(Self.startHeader)
+            out.append(contentsOf: tokenizer.encode(m.role))
+            out.append(Self.endHeader)
+            out.append(contentsOf: blank)
+            out.append(contentsOf: tokenizer.encode(m.content))
+            out.append(Self.endOfTurn)
+        }
+        if addGenerationPrompt {
+            out.append(Self.startHeader)
+            out.append(contentsOf: tokenizer.encode("assistant"))
+            out.append(Self.endHeader)
+            out.append(contentsOf: blank)
+        }
+        return out
+    }
+
+    /// Prompt tokens for a completions request: begin-of-text, then the text.
+    public func renderCompletion(_ prompt: String) -> [UInt32] {
+        [Self.beginOfText] + tokenizer.encode(prompt)
+    }
+}

@@ -1,0 +1,74 @@
+/// Everything that shapes one simulated engine: cache geometry, scheduler limits and the
+/// latency model. Defaults approximate meta-llama/Llama-3.2-3B-Instruct in bf16 on one
+/// H100-80GB with vLLM's defaults (see the README's "Simulator defaults" table).
+public struct EngineConfiguration: Sendable, Hashable {
+    /// Served model name (the `model` a request must name).
+    public var model: String
+    /// Tokens per KV block (vLLM `--block-size`).
+    public var blockSize: Int
+    /// Blocks in the KV pool (vLLM `--num-gpu-blocks-override`).
+    /// 80 GB × 0.9 − 6.4 GB weights − ~2 GB activations ≈ 63.5 GB; at 112 KiB of KV per token
+    /// (28 layers × 8 KV heads × 128 dims × 2 (K,V) × 2 bytes) that is ≈ 553k tokens.
+    public var numGPUBlocks: Int
+    /// Maximum concurrently running sequences (vLLM `--max-num-seqs`).
+    public var maxNumSeqs: Int
+    /// Token budget per engine step (vLLM `--max-num-batched-tokens`).
+    public var maxNumBatchedTokens: Int
+    /// Context window (vLLM `--max-model-len`).
+    public var maxModelLen: Int
+    /// Whether prompts longer than the step budget are split across steps.
+    public var enableChunkedPrefill: Bool
+    /// Whether the prefix cache is consulted at all (vLLM `--enable-prefix-caching`).
+    public var enablePrefixCaching: Bool
+    /// `PYTHONHASHSEED`: when set, block hashes are reproducible across restarts and replicas.
+    public var hashSeed: String?
+    /// Output length when a request names no `max_tokens`.
+    public var defaultMaxTokens: Int
+    /// The latency model.
+    public var latency: LatencyModel
+    /// Seed for jitter, output text and failure injection.
+    public var seed: UInt64
+
+    public init(
+        model: String = "meta-llama/Llama-3.2-3B-Instruct",
+        blockSize: Int = 16,
+        numGPUBlocks: Int = 34_560,
+        maxNumSeqs: Int = 256,
+        maxNumBatchedTokens: Int = 8_192,
+        maxModelLen: Int = 131_072,
+        enableChunkedPrefill: Bool = true,
+        enablePrefixCaching: Bool = true,
+        hashSeed: String? = "0",
+        defaultMaxTokens: Int = 128,
+        latency: LatencyModel = LatencyModel(),
+        seed: UInt64 = 0
+    ) {
+        self.model = model
+        self.blockSize = blockSize
+        self.numGPUBlocks = numGPUBlocks
+        self.maxNumSeqs = maxNumSeqs
+        self.maxNumBatchedTokens = maxNumBatchedTokens
+        self.maxModelLen = maxModelLen
+        self.enableChunkedPrefill = enableChunkedPrefill
+        self.enablePrefixCaching = enablePrefixCaching
+        self.hashSeed = hashSeed
+        self.defaultMaxTokens = defaultMaxTokens
+        self.latency = latency
+        self.seed = seed
+    }
+
+    /// Checks the values a user can get wrong on the command line.
+    public func validate() throws(EngineError) {
+        func bad(_ message: String) -> EngineError { EngineError(code: .invalidConfiguration, message: message) }
+        guard blockSize > 0 else { throw bad("block size must be positive, got \(blockSize)") }
+        guard numGPUBlocks > 0 else { throw bad("num-gpu-blocks must be positive, got \(numGPUBlocks)") }
+        guard maxNumSeqs > 0 else { throw bad("max-num-seqs must be positive, got \(maxNumSeqs)") }
+        guard maxNumBatchedTokens > 0 else { throw bad("max-num-batched-tokens must be positive, got \(maxNumBatchedTokens)") }
+        guard maxModelLen > 1 else { throw bad("max-model-len must be above 1, got \(maxModelLen)") }
+        guard enableChunkedPrefill || maxNumBatchedTokens >= maxModelLen else {
+            throw bad("without chunked prefill, max-num-batched-tokens (\(maxNumBatchedTokens)) must be at least max-model-len (\(maxModelLen))")
+        }
+        guard defaultMaxTokens > 0 else { throw bad("default max tokens must be positive") }
+        try latency.validate()
+    }
+}

@@ -1,0 +1,142 @@
+import ServiceLifecycle
+import Synchronization
+
+/// What a client of a real-time engine receives for its request.
+public enum EngineEvent: Sendable {
+    /// A generated token; `first` marks the end of prefill.
+    case token(UInt32, first: Bool)
+    /// The request ended; no event follows.
+    case finished(FinishedRequest)
+}
+
+/// Runs an ``EngineCore`` in real time: each step sleeps for its modelled duration × the
+/// time scale, then delivers the step's tokens to the waiting requests. Engine time is wall
+/// time divided by the time scale, so metrics report the modelled latencies; a time scale
+/// of 0 runs steps back to back.
+public final class EngineRunner: Service, Sendable {
+    struct State: Sendable {
+        var core: EngineCore
+        var streams: [EngineRequestID: AsyncStream<EngineEvent>.Continuation] = [:]
+        var virtualNow: Double = 0
+        var stopped = false
+    }
+
+    public let configuration: EngineConfiguration
+    public let metrics: EngineMetrics
+    public let timeScale: Double
+    private let state: Mutex<State>
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private let start = ContinuousClock.now
+
+    public init(configuration: EngineConfiguration, engineIndex: Int = 0, timeScale: Double = 1) throws(EngineError) {
+        guard timeScale >= 0, timeScale.isFinite else {
+            throw EngineError(code: .invalidConfiguration, message: "time scale must be a non-negative number, got \(timeScale)")
+        }
+        self.configuration = configuration
+        self.metrics = EngineMetrics(configuration: configuration, engineIndex: engineIndex)
+        self.timeScale = timeScale
+        self.state = Mutex(State(core: try EngineCore(configuration: configuration, metrics: metrics)))
+        (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues a request; its events arrive on the returned stream. Dropping the stream
+    /// (client gone) aborts the request and frees its blocks.
+    public func submit(_ request: EngineRequest) throws(EngineError) -> AsyncStream<EngineEvent> {
+        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream()
+        let id: EngineRequestID = try state.withLock { (s: inout State) throws(EngineError) -> EngineRequestID in
+            guard !s.stopped else { throw EngineError(code: .shuttingDown, message: "the engine is shutting down") }
+            s.virtualNow = max(s.virtualNow, wallNow())
+            let id = try s.core.add(request, at: s.virtualNow)
+            s.streams[id] = continuation
+            return id
+        }
+        continuation.onTermination = { [weak self] reason in
+            if case .cancelled = reason { self?.abort(id) }
+        }
+        wake.yield()
+        return stream
+    }
+
+    /// Aborts a request if it is still in the engine.
+    public func abort(_ id: EngineRequestID) {
+        let c = state.withLock { s -> AsyncStream<EngineEvent>.Continuation? in
+            s.core.abort(id)
+            return s.streams.removeValue(forKey: id)
+        }
+        c?.finish()
+    }
+
+    public func resetPrefixCache() {
+        state.withLock { $0.core.resetPrefixCache() }
+    }
+
+    public func setSlowdown(_ factor: Double) {
+        state.withLock { $0.core.slowdown = max(0, factor) }
+    }
+
+    /// Running and waiting counts, KV usage and the counters, read consistently.
+    public func load() -> (running: Int, waiting: Int, kvUsage: Double, stats: EngineStats) {
+        state.withLock { ($0.core.numRunning, $0.core.numWaiting, $0.core.pool.usage, $0.core.stats) }
+    }
+
+    /// Prompt tokens the cache would serve for this prompt right now.
+    public func cachedPrefixTokens(of prompt: [UInt32]) -> Int {
+        state.withLock { $0.core.cachedPrefixTokens(of: prompt) }
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.loop()
+        }
+        let open = state.withLock { s -> [AsyncStream<EngineEvent>.Continuation] in
+            s.stopped = true
+            let all = Array(s.streams.values)
+            s.streams.removeAll()
+            return all
+        }
+        for c in open { c.finish() }
+    }
+
+    private func loop() async {
+        var wakeIterator = wakeups.makeAsyncIterator()
+        while !Task.isCancelled {
+            let step = state.withLock { s -> StepResult? in
+                s.virtualNow = max(s.virtualNow, wallNow())
+                guard s.core.hasWork else { return nil }
+                return s.core.step(now: s.virtualNow)
+            }
+            guard let step else {
+                if await wakeIterator.next() == nil { return }
+                continue
+            }
+            if timeScale > 0 && step.duration > 0 {
+                do { try await Task.sleep(for: .seconds(step.duration * timeScale)) } catch { return }
+            }
+            var deliveries: [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)] = []
+            state.withLock { s in
+                s.virtualNow = max(s.virtualNow, step.end)
+                for out in step.outputs {
+                    guard let c = s.streams[out.id] else { continue }
+                    if let t = out.token { deliveries.append((c, .token(t, first: out.isFirstToken), false)) }
+                    if let f = out.finished {
+                        deliveries.append((c, .finished(f), true))
+                        s.streams[out.id] = nil
+                    }
+                }
+            }
+            for (c, e, last) in deliveries {
+                c.yield(e)
+                if last { c.finish() }
+            }
+            if step.duration == 0 && step.outputs.isEmpty { await Task.yield() }
+        }
+    }
+
+    private func wallNow() -> Double {
+        guard timeScale > 0 else { return 0 }
+        let e = ContinuousClock.now - start
+        let seconds = Double(e.components.seconds) + Double(e.components.attoseconds) * 1e-18
+        return seconds / timeScale
+    }
+}

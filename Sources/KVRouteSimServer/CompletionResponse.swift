@@ -1,0 +1,63 @@
+import Foundation
+import KVRouteEngineSim
+
+/// JSON shapes of vLLM's OpenAI responses, written by hand into bytes: the streaming path
+/// writes one chunk per token, and this keeps it allocation-light and key order stable.
+enum CompletionResponse {
+    struct Usage {
+        var promptTokens: Int
+        var completionTokens: Int
+        var cachedTokens: Int
+
+        var json: String {
+            "{\"prompt_tokens\":\(promptTokens),\"total_tokens\":\(promptTokens + completionTokens),\"completion_tokens\":\(completionTokens),\"prompt_tokens_details\":{\"cached_tokens\":\(cachedTokens)}}"
+        }
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    static func full(kind: CompletionRequest.Kind, id: String, created: Int, model: String, text: String, finish: FinishReason, usage: Usage) -> String {
+        switch kind {
+        case .chat:
+            return "{\"id\":\"\(id)\",\"object\":\"chat.completion\",\"created\":\(created),\"model\":\(escape(model)),\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\(escape(text)),\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"\(finish.rawValue)\",\"stop_reason\":null}],\"usage\":\(usage.json)}"
+        case .completion:
+            return "{\"id\":\"\(id)\",\"object\":\"text_completion\",\"created\":\(created),\"model\":\(escape(model)),\"choices\":[{\"index\":0,\"text\":\(escape(text)),\"logprobs\":null,\"finish_reason\":\"\(finish.rawValue)\",\"stop_reason\":null}],\"usage\":\(usage.json)}"
+        }
+    }
+
+    /// One SSE event carrying a delta. `role` is sent on the chat stream's first chunk.
+    static func chunk(kind: CompletionRequest.Kind, id: String, created: Int, model: String, text: String, role: Bool, finish: FinishReason?, withUsageNull: Bool) -> String {
+        let fin = finish.map { "\"\($0.rawValue)\"" } ?? "null"
+        let usage = withUsageNull ? ",\"usage\":null" : ""
+        switch kind {
+        case .chat:
+            let delta = role ? "{\"role\":\"assistant\",\"content\":\(escape(text))}" : "{\"content\":\(escape(text))}"
+            return "data: {\"id\":\"\(id)\",\"object\":\"chat.completion.chunk\",\"created\":\(created),\"model\":\(escape(model)),\"choices\":[{\"index\":0,\"delta\":\(delta),\"logprobs\":null,\"finish_reason\":\(fin)}]\(usage)}\n\n"
+        case .completion:
+            return "data: {\"id\":\"\(id)\",\"object\":\"text_completion\",\"created\":\(created),\"model\":\(escape(model)),\"choices\":[{\"index\":0,\"text\":\(escape(text)),\"logprobs\":null,\"finish_reason\":\(fin)}]\(usage)}\n\n"
+        }
+    }
+
+    /// The final usage-only chunk of `stream_options.include_usage`.
+    static func usageChunk(kind: CompletionRequest.Kind, id: String, created: Int, model: String, usage: Usage) -> String {
+        let object = kind == .chat ? "chat.completion.chunk" : "text_completion"
+        return "data: {\"id\":\"\(id)\",\"object\":\"\(object)\",\"created\":\(created),\"model\":\(escape(model)),\"choices\":[],\"usage\":\(usage.json)}\n\n"
+    }
+
+    static let done = "data: [DONE]\n\n"
+}

@@ -1,0 +1,81 @@
+import KVRouteEngineSim
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Several simulated engines in one process, on consecutive ports (or free ports when the
+/// base port is 0). Each engine is two Services: its step loop and its HTTP server.
+public final class SimCluster: Sendable {
+    public let servers: [SimEngineServer]
+    public let services: [any Service]
+    private let ports: PortBook
+    private let ready: AsyncStream<Void>
+    private let readyContinuation: AsyncStream<Void>.Continuation
+
+    /// - Parameters:
+    ///   - engines: how many engines.
+    ///   - basePort: port of the first engine; engine i listens on basePort + i (0 = any free port).
+    ///   - configure: the engine configuration for engine i (seed and hash seed per engine).
+    public init(
+        engines: Int, host: String = "127.0.0.1", basePort: Int, engine: EngineConfiguration,
+        timeScale: Double = 1, server: SimEngineServer.Configuration = .init(podName: "sim"),
+        podNamePrefix: String = "sim", logger: Logger
+    ) throws(EngineError) {
+        var servers: [SimEngineServer] = []
+        var services: [any Service] = []
+        let ports = PortBook(count: engines)
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        for i in 0..<engines {
+            var config = engine
+            config.seed = engine.seed &+ UInt64(i)
+            let runner = try EngineRunner(configuration: config, engineIndex: 0, timeScale: timeScale)
+            var sc = server
+            sc.podName = engines == 1 && podNamePrefix != "sim" ? podNamePrefix : "\(podNamePrefix)-\(i)"
+            let s = SimEngineServer(runner: runner, configuration: sc)
+            var l = logger
+            l[metadataKey: "engine"] = "\(sc.podName)"
+            let port = basePort == 0 ? 0 : basePort + i
+            let app = s.makeApplication(host: host, port: port, logger: l) { bound in
+                if ports.set(i, bound) { readyContinuation.yield() }
+            }
+            servers.append(s)
+            services.append(runner)
+            services.append(app)
+        }
+        self.servers = servers
+        self.services = services
+        self.ports = ports
+        self.ready = ready
+        self.readyContinuation = readyContinuation
+    }
+
+    /// Waits until every engine listens, then returns their ports in engine order.
+    public func waitUntilListening() async -> [Int] {
+        if let p = boundPorts { return p }
+        for await _ in ready { break }
+        return boundPorts ?? []
+    }
+
+    /// Ports once all engines listen.
+    public var boundPorts: [Int]? {
+        ports.all
+    }
+}
+
+/// Ports of a cluster's engines as they come up.
+final class PortBook: Sendable {
+    private let ports: Mutex<[Int?]>
+    init(count: Int) { ports = Mutex(Array(repeating: nil, count: count)) }
+
+    /// Records a bound port; true when it completes the set.
+    func set(_ index: Int, _ port: Int) -> Bool {
+        ports.withLock { p in
+            p[index] = port
+            return p.allSatisfy { $0 != nil }
+        }
+    }
+
+    var all: [Int]? {
+        ports.withLock { p in p.allSatisfy { $0 != nil } ? p.map { $0! } : nil }
+    }
+}

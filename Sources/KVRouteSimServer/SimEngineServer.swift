@@ -1,0 +1,165 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import KVRouteEngineSim
+import Logging
+
+/// One simulated engine behind vLLM's OpenAI-compatible HTTP API.
+///
+/// Routes: `POST /v1/chat/completions`, `POST /v1/completions` (JSON or SSE),
+/// `GET /v1/models`, `GET /health`, `GET /metrics`, `POST /reset_prefix_cache`,
+/// `POST /tokenize`, the worker-info routes routers probe (`/model_info`, `/server_info`,
+/// `/version`), and `GET|POST /admin/faults` for failure injection.
+public struct SimEngineServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Name sent in `x-inference-pod` (a pod name in Kubernetes).
+        public var podName: String
+        /// Largest request body accepted, in bytes.
+        public var maxBodyBytes: Int
+        public var faults: FaultSettings
+
+        public init(podName: String, maxBodyBytes: Int = 8 << 20, faults: FaultSettings = FaultSettings()) {
+            self.podName = podName
+            self.maxBodyBytes = maxBodyBytes
+            self.faults = faults
+        }
+    }
+
+    public static let podHeader = HTTPField.Name("x-inference-pod")!
+    public static let failHeader = HTTPField.Name("x-sim-fail-status")!
+
+    public let runner: EngineRunner
+    public let configuration: Configuration
+    let faults: FaultInjector
+    let template = Llama3ChatTemplate()
+    let created = Int(Date().timeIntervalSince1970)
+
+    public init(runner: EngineRunner, configuration: Configuration) {
+        self.runner = runner
+        self.configuration = configuration
+        self.faults = FaultInjector(settings: configuration.faults, seed: runner.configuration.seed)
+        runner.setSlowdown(configuration.faults.slowdown)
+    }
+
+    public var model: String { runner.configuration.model }
+
+    /// Current failure-injection settings.
+    public var faultSettings: FaultSettings {
+        get { faults.settings }
+        nonmutating set {
+            faults.settings = newValue
+            runner.setSlowdown(newValue.slowdown)
+        }
+    }
+
+    /// The HTTP routes of this engine.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: OpenAIErrorMiddleware())
+        router.post("/v1/chat/completions") { req, ctx in try await self.complete(req, ctx, kind: .chat) }
+        router.post("/v1/completions") { req, ctx in try await self.complete(req, ctx, kind: .completion) }
+        router.get("/v1/models") { _, _ in self.json(self.modelsJSON()) }
+        router.get("/health") { _, _ -> Response in
+            guard self.faults.settings.healthy else { throw OpenAIError(.serviceUnavailable, "engine is marked unhealthy") }
+            return Response(status: .ok)
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: self.runner.metrics.render())))
+        }
+        router.post("/reset_prefix_cache") { _, _ -> Response in
+            self.runner.resetPrefixCache()
+            return Response(status: .ok)
+        }
+        router.post("/tokenize") { req, ctx in try await self.tokenize(req, ctx) }
+        router.get("/model_info") { _, _ in self.json(self.modelInfoJSON()) }
+        router.get("/get_model_info") { _, _ in self.json(self.modelInfoJSON()) }
+        router.get("/server_info") { _, _ in self.json(self.serverInfoJSON()) }
+        router.get("/get_server_info") { _, _ in self.json(self.serverInfoJSON()) }
+        router.get("/version") { _, _ in self.json(["version": "kvroute-sim"]) }
+        router.get("/admin/faults") { _, _ in try self.faultsResponse() }
+        router.post("/admin/faults") { req, ctx in try await self.updateFaults(req, ctx) }
+        return router
+    }
+
+    /// An application serving this engine on `host:port` (port 0 picks a free one;
+    /// `onRunning` receives the bound port).
+    public func makeApplication(host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+
+    // MARK: helpers
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func readBody(_ req: Request, _ ctx: BasicRequestContext) async throws -> Data {
+        if let type = req.headers[.contentType], !type.lowercased().contains("json") {
+            throw OpenAIError(.unsupportedMediaType, "Unsupported Content-Type \"\(type)\"; send application/json")
+        }
+        if let length = req.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
+            throw OpenAIError(.contentTooLarge, "Request body of \(length) bytes exceeds the limit of \(configuration.maxBodyBytes) bytes")
+        }
+        do {
+            var buffer = try await req.body.collect(upTo: configuration.maxBodyBytes)
+            return buffer.readData(length: buffer.readableBytes) ?? Data()
+        } catch is NIOTooManyBytesError {
+            throw OpenAIError(.contentTooLarge, "Request body exceeds the limit of \(configuration.maxBodyBytes) bytes")
+        }
+    }
+
+    func modelsJSON() -> [String: Any] {
+        [
+            "object": "list",
+            "data": [[
+                "id": model, "object": "model", "created": created, "owned_by": "vllm", "root": model,
+                "parent": NSNull(), "max_model_len": runner.configuration.maxModelLen, "permission": [Any](),
+            ]],
+        ]
+    }
+
+    func modelInfoJSON() -> [String: Any] {
+        ["model_path": model, "tokenizer_path": model, "is_generation": true, "served_model_name": model]
+    }
+
+    func serverInfoJSON() -> [String: Any] {
+        let c = runner.configuration
+        return [
+            "model_path": model, "served_model_name": model, "block_size": c.blockSize,
+            "num_gpu_blocks": c.numGPUBlocks, "max_num_seqs": c.maxNumSeqs, "max_model_len": c.maxModelLen,
+            "max_num_batched_tokens": c.maxNumBatchedTokens, "enable_prefix_caching": c.enablePrefixCaching,
+            "pod_name": configuration.podName, "version": "kvroute-sim",
+        ]
+    }
+
+    func faultsResponse() throws -> Response {
+        let data = try JSONEncoder().encode(faults.settings)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Applies the fields present in the body over the current settings.
+    func updateFaults(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let body = try await readBody(req, ctx)
+        guard let patch = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            throw OpenAIError.badRequest("Invalid JSON in request body: expected an object")
+        }
+        let current = try JSONSerialization.jsonObject(with: JSONEncoder().encode(faults.settings)) as? [String: Any] ?? [:]
+        let merged = current.merging(patch) { _, new in new }
+        let settings: FaultSettings
+        do {
+            settings = try JSONDecoder().decode(FaultSettings.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch {
+            throw OpenAIError.badRequest("Invalid fault settings: \(error)")
+        }
+        try settings.validate()
+        faultSettings = settings
+        return try faultsResponse()
+    }
+}

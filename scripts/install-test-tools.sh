@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the real peers kvroute's end-to-end tests drive, when they are missing:
+#   - Prometheus and promtool (Debian package `prometheus`)
+#   - the official OpenAI Python client (PyPI `openai`), in .tools/venv
+# Idempotent: a machine that has them already installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[install-test-tools] %s\n' "$*"; }
+
+apt_packages=()
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    log "apt-get install ${apt_packages[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+venv=.tools/venv
+if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
+    log "pip install openai"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai
+fi
+log "promtool: $(command -v promtool), prometheus: $(command -v prometheus), python: $venv/bin/python"

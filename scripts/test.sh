@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# kvroute's test command: installs the real peers the tests need (if missing), builds once,
+# and runs every test. Peers are required here: a missing one fails the run instead of
+# skipping its tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-tools.sh
+export KVROUTE_REQUIRE_PEERS=1
+export PATH="$PWD/.tools/venv/bin:$PATH"
+swift build --build-tests
+swift test --skip-build "$@"
