@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KVRouteSimServer", targets: ["KVRouteSimServer"]),
         .library(name: "KVRouteDataLayer", targets: ["KVRouteDataLayer"]),
         .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
+        .library(name: "KVRouteValidate", targets: ["KVRouteValidate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -92,6 +93,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The seed's cache-hit validator against any OpenAI gateway in front of vLLM engines.
+        .target(
+            name: "KVRouteValidate",
+            dependencies: [
+                "KVRouteDataLayer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "kvroute",
             dependencies: [
@@ -100,6 +113,7 @@ let package = Package(
                 "KVRouteSimServer",
                 "KVRouteDataLayer",
                 "KVRouteGateway",
+                "KVRouteValidate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -138,6 +152,18 @@ let package = Package(
                 "KVRouteEngineSim",
                 "KVRouteTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteValidateTests",
+            dependencies: [
+                "KVRouteValidate",
+                "KVRouteSimServer",
+                "KVRouteEngineSim",
+                "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -51,6 +51,7 @@ public enum ExternalTool {
 
     public struct Missing: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Runs a program to completion (killed after `timeout` seconds).

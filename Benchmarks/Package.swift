@@ -1,0 +1,25 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks of kvroute: decision time, the engine model in virtual time, and the
+// Prometheus text parsing on the scrape path. Run with `swift package benchmark` here.
+let package = Package(
+    name: "kvroute-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "kvroute", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "KVRouteBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "KVRouteCore", package: "kvroute"),
+                .product(name: "KVRouteEngineSim", package: "kvroute"),
+            ],
+            path: "Benchmarks/KVRouteBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

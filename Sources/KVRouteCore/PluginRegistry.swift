@@ -1,0 +1,82 @@
+/// Plugin factories by `type`, so EndpointPickerConfig files written for llm-d load unchanged.
+public enum PluginRegistry {
+    typealias Factory = @Sendable (_ name: String, _ parameters: inout PluginParameters) throws -> PluginInstance
+
+    static let factories: [String: Factory] = [
+        "prefix-cache-scorer": { n, p in .scorer(try PrefixCacheScorer.make(name: n, parameters: &p)) },
+        "queue-scorer": { n, _ in .scorer(QueueScorer(name: n)) },
+        "kv-cache-utilization-scorer": { n, _ in .scorer(KVCacheUtilizationScorer(name: n)) },
+        "kv-cache-scorer": { n, _ in .scorer(KVCacheUtilizationScorer(name: n)) },
+        "load-aware-scorer": { n, p in .scorer(LoadAwareScorer(name: n, threshold: try p.int("threshold", default: 128, min: 1))) },
+        "active-request-scorer": { n, p in
+            p.ignore("requestTimeout")
+            return .scorer(ActiveRequestScorer(name: n))
+        },
+        "session-affinity-scorer": { n, _ in .scorer(SessionAffinityScorer(name: n)) },
+        "decode-filter": { n, _ in .filter(LabelFilter(type: "decode-filter", name: n, label: LabelFilter.roleLabel, values: ["decode", "both"], allowsNoLabel: true)) },
+        "prefill-filter": { n, _ in .filter(LabelFilter(type: "prefill-filter", name: n, label: LabelFilter.roleLabel, values: ["prefill"], allowsNoLabel: false)) },
+        "by-label": { n, p in
+            guard let label = try p.string("label", default: nil) else { throw p.bad("label", "is required") }
+            let values = try p.stringMap("validValuesMap")
+            var list: [String] = Array(values.values)
+            if case .list(let l)? = p.values["validValues"] {
+                p.ignore("validValues")
+                list += l.compactMap { if case .string(let s) = $0 { s } else { nil } }
+            }
+            p.ignore("allowsNoLabel")
+            let allows: Bool = if case .bool(let b)? = p.values["allowsNoLabel"] { b } else { false }
+            return .filter(LabelFilter(type: "by-label", name: n, label: label, values: Set(list), allowsNoLabel: allows))
+        },
+        "by-label-selector": { n, p in
+            let m = try p.stringMap("matchLabels")
+            guard !m.isEmpty else { throw p.bad("matchLabels", "is required") }
+            return .filter(LabelFilter(type: "by-label-selector", name: n, label: "", values: [], allowsNoLabel: false, selector: m))
+        },
+        "healthy-filter": { n, p in .filter(HealthFilter(name: n, maxMetricsAge: try p.double("maxMetricsAge", default: 1.0))) },
+        "max-score-picker": { n, p in .picker(MaxScorePicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
+        "random-picker": { n, p in .picker(RandomPicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
+        "weighted-random-picker": { n, p in .picker(WeightedRandomPicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
+        "single-profile-handler": { n, _ in .profileHandler(n) },
+    ]
+
+    /// Types llm-d knows that kvroute does not run (disaggregated prefill/decode, KV-event
+    /// tracking): refused with a clear reason rather than silently ignored.
+    static let unsupported: [String: String] = [
+        "pd-profile-handler": "disaggregated prefill/decode profiles are not supported",
+        "prefill-header-handler": "disaggregated prefill/decode is not supported",
+        "precise-prefix-cache-scorer": "KV-event-based prefix tracking is not supported; use prefix-cache-scorer",
+        "lora-affinity-scorer": "LoRA affinity is not supported",
+    ]
+
+    public static var knownTypes: [String] { factories.keys.sorted() }
+
+    static func make(type: String, name: String, parameters: [String: Any]) throws -> PluginInstance {
+        if let why = unsupported[type] {
+            throw KVRouteError(code: .unknownPlugin, message: "plugin type \"\(type)\": \(why)")
+        }
+        guard let factory = factories[type] else {
+            let hint = knownTypes.min { editDistance($0, type) < editDistance($1, type) }
+            let suggestion = hint.flatMap { editDistance($0, type) <= 3 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
+            throw KVRouteError(code: .unknownPlugin, message: "unknown plugin type \"\(type)\"\(suggestion); known types: \(knownTypes.joined(separator: ", "))")
+        }
+        var p = PluginParameters(plugin: name, values: parameters)
+        let instance = try factory(name, &p)
+        try p.finish()
+        return instance
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var prev = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return row[b.count]
+    }
+}

@@ -1,0 +1,55 @@
+/// Keeps endpoints by label. `decode-filter` keeps `llm-d.ai/role` ∈ {decode, both} or no
+/// role label; `prefill-filter` keeps `prefill`; `by-label` keeps `label` ∈ `validValues`
+/// (`allowsNoLabel` to keep unlabelled ones); `by-label-selector` keeps endpoints matching
+/// every `matchLabels` pair.
+public struct LabelFilter: EndpointFilter {
+    public let type: String
+    public let name: String
+    let label: String
+    let values: Set<String>
+    let allowsNoLabel: Bool
+    let selector: [String: String]
+
+    public init(type: String, name: String, label: String, values: Set<String>, allowsNoLabel: Bool, selector: [String: String] = [:]) {
+        self.type = type
+        self.name = name
+        self.label = label
+        self.values = values
+        self.allowsNoLabel = allowsNoLabel
+        self.selector = selector
+    }
+
+    public static let roleLabel = "llm-d.ai/role"
+
+    public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
+        if !selector.isEmpty {
+            return (candidates.filter { c in selector.allSatisfy { c.labels[$0.key] == $0.value } }, "labels do not match \(selector)")
+        }
+        let kept = candidates.filter { c in
+            guard let v = c.labels[label] else { return allowsNoLabel }
+            return values.contains(v)
+        }
+        return (kept, "label \(label) not in \(values.sorted())")
+    }
+}
+
+/// Drops unhealthy endpoints and those whose metrics are older than `maxMetricsAge`
+/// seconds — unless that would drop every endpoint, in which case all are kept (routing
+/// somewhere beats refusing when the whole view is stale). Always applied first.
+public struct HealthFilter: EndpointFilter {
+    public let type = "healthy-filter"
+    public let name: String
+    public let maxMetricsAge: Double
+
+    public init(name: String = "healthy-filter", maxMetricsAge: Double = 1.0) {
+        self.name = name
+        self.maxMetricsAge = maxMetricsAge
+    }
+
+    public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
+        let fresh = candidates.filter { $0.healthy && ($0.metricsAge.map { $0 <= maxMetricsAge } ?? false) }
+        if !fresh.isEmpty { return (fresh, "unhealthy or metrics older than \(maxMetricsAge)s") }
+        let healthy = candidates.filter(\.healthy)
+        return (healthy.isEmpty ? candidates : healthy, "unhealthy")
+    }
+}

@@ -1,0 +1,68 @@
+/// `max-score-picker`: the highest total wins, ties broken at random. Returns
+/// `maxNumOfEndpoints` endpoints in score order; kvroute then appends the remaining
+/// candidates in score order as retry fallbacks (see ``Scheduler``).
+public struct MaxScorePicker: EndpointPicker {
+    public let type = "max-score-picker"
+    public let name: String
+    public let maxNumOfEndpoints: Int
+    public init(name: String, maxNumOfEndpoints: Int = 1) {
+        self.name = name
+        self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+        // Shuffle first so the stable sort breaks ties at random.
+        var s = scored
+        s.shuffle(using: &rng)
+        return s.enumerated().sorted { a, b in
+            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
+        }.prefix(maxNumOfEndpoints).map(\.element.endpoint.address)
+    }
+}
+
+/// `random-picker`: uniformly random.
+public struct RandomPicker: EndpointPicker {
+    public let type = "random-picker"
+    public let name: String
+    public let maxNumOfEndpoints: Int
+    public init(name: String, maxNumOfEndpoints: Int = 1) {
+        self.name = name
+        self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+        Array(scored.map(\.endpoint.address).shuffled(using: &rng).prefix(maxNumOfEndpoints))
+    }
+}
+
+/// `weighted-random-picker`: random with probability proportional to the total score
+/// (uniform when every score is 0).
+public struct WeightedRandomPicker: EndpointPicker {
+    public let type = "weighted-random-picker"
+    public let name: String
+    public let maxNumOfEndpoints: Int
+    public init(name: String, maxNumOfEndpoints: Int = 1) {
+        self.name = name
+        self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+        var pool = scored
+        var out: [EndpointAddress] = []
+        while !pool.isEmpty && out.count < maxNumOfEndpoints {
+            let total = pool.reduce(0) { $0 + max(0, $1.score) }
+            var r = Double(rng.next() >> 11) / Double(1 << 53) * total
+            var chosen = pool.count - 1
+            if total > 0 {
+                for (i, p) in pool.enumerated() {
+                    r -= max(0, p.score)
+                    if r < 0 { chosen = i; break }
+                }
+            } else {
+                chosen = Int(rng.next() % UInt64(pool.count))
+            }
+            out.append(pool.remove(at: chosen).endpoint.address)
+        }
+        return out
+    }
+}

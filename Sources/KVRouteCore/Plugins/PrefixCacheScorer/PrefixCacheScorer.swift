@@ -1,0 +1,102 @@
+import Synchronization
+
+/// `prefix-cache-scorer`: the share of a prompt's leading blocks an endpoint probably holds,
+/// estimated without engine help (Gateway API Inference Extension semantics). The prompt's
+/// text is cut into blocks of `blockSize` tokens × 4 characters, hashed as a chain seeded
+/// with the model name; each endpoint keeps an LRU of the blocks routed to it. Score =
+/// matched leading blocks / blocks considered. The index learns from every pick.
+///
+/// Parameters: `blockSize` (tokens per block, 16), `hashBlockSize` (characters per block;
+/// overrides blockSize × 4), `maxPrefixBlocksToMatch` (256), `lruCapacityPerServer` (31,250).
+public final class PrefixCacheScorer: EndpointScorer {
+    public let type = "prefix-cache-scorer"
+    public let name: String
+    public let blockBytes: Int
+    public let maxBlocks: Int
+    private let index: Mutex<PrefixIndex>
+
+    public init(name: String, blockBytes: Int = 64, maxBlocks: Int = 256, lruCapacityPerServer: Int = 31_250) {
+        self.name = name
+        self.blockBytes = blockBytes
+        self.maxBlocks = maxBlocks
+        self.index = Mutex(PrefixIndex(capacityPerEndpoint: lruCapacityPerServer))
+    }
+
+    static func make(name: String, parameters p: inout PluginParameters) throws -> PrefixCacheScorer {
+        let tokens = try p.int("blockSize", default: 16, min: 1)
+        let chars = try p.int("hashBlockSize", default: tokens * 4, min: 1)
+        let maxBlocks = try p.int("maxPrefixBlocksToMatch", default: 256, min: 1)
+        let capacity = try p.int("lruCapacityPerServer", default: 31_250, min: 1)
+        if let mode = try p.string("mode", default: nil), mode != "estimate" {
+            throw p.bad("mode", "\"\(mode)\" is not supported (kvroute estimates the cache from routing; use \"estimate\")")
+        }
+        return PrefixCacheScorer(name: name, blockBytes: chars, maxBlocks: maxBlocks, lruCapacityPerServer: capacity)
+    }
+
+    public var indexSize: Int { index.withLock { $0.size } }
+    public var hitRatio: Double { index.withLock { $0.hitRatio } }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
+        let hashes = blockHashes(context: &context)
+        context.totalPrefixBlocks = hashes.count
+        guard !hashes.isEmpty else { return candidates.map { _ in 0 } }
+        let matched = index.withLock { $0.match(hashes, candidates: candidates.map(\.address)) }
+        context.matchedPrefixBlocks = matched
+        return candidates.map { Double(matched[$0.address] ?? 0) / Double(hashes.count) }
+    }
+
+    public func picked(_ endpoint: EndpointAddress, context: SchedulingContext) {
+        guard let hashes = context.prefixHashes[cacheKey] else { return }
+        index.withLock { $0.insert(hashes, endpoint: endpoint) }
+    }
+
+    public func forget(_ endpoint: EndpointAddress) {
+        index.withLock { $0.forget(endpoint) }
+    }
+
+    private var cacheKey: String { "\(blockBytes)/\(maxBlocks)" }
+
+    /// The chain of block hashes of the request's prompt text, computed once per request.
+    func blockHashes(context: inout SchedulingContext) -> [UInt64] {
+        if let h = context.prefixHashes[cacheKey] { return h }
+        var text = PromptText.render(context.request.prompt)
+        text.makeContiguousUTF8()
+        let seed = StableHash.hash(context.request.model)
+        let hashes: [UInt64] = text.utf8.withContiguousStorageIfAvailable { buf in
+            let raw = UnsafeRawBufferPointer(buf)
+            let full = min(raw.count / blockBytes, maxBlocks)
+            var out: [UInt64] = []
+            out.reserveCapacity(full)
+            var parent = seed
+            for i in 0..<full {
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[(i * blockBytes)..<((i + 1) * blockBytes)])
+                parent = StableHash.finalize(StableHash.fnv(chunk, seed: parent))
+                out.append(parent)
+            }
+            return out
+        } ?? []
+        context.prefixHashes[cacheKey] = hashes
+        return hashes
+    }
+}
+
+/// The text prefix matching runs over: completions' prompt, or chat messages rendered as
+/// `role\ncontent\n` in order, so shared system prompts and growing histories share a prefix.
+public enum PromptText {
+    public static func render(_ prompt: PromptContent) -> String {
+        switch prompt {
+        case .text(let s): return s
+        case .none: return ""
+        case .messages(let msgs):
+            var out = ""
+            out.reserveCapacity(msgs.reduce(0) { $0 + $1.content.utf8.count + $1.role.utf8.count + 2 })
+            for m in msgs {
+                out += m.role
+                out += "\n"
+                out += m.content
+                out += "\n"
+            }
+            return out
+        }
+    }
+}

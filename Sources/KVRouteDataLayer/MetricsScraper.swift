@@ -1,0 +1,121 @@
+import AsyncHTTPClient
+import KVRouteCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Scrapes every endpoint's `/metrics` on a fixed interval (50 ms by default, as llm-d does)
+/// and feeds the pool. A failed or timed-out scrape marks the endpoint unhealthy at once; the
+/// next good scrape brings it back.
+public struct MetricsScraper: Service {
+    public let pool: EndpointPool
+    public let client: HTTPClient
+    public let interval: Duration
+    public let timeout: TimeAmount
+    public let logger: Logger
+
+    public init(pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(50), timeout: TimeAmount = .milliseconds(500), logger: Logger) {
+        self.pool = pool
+        self.client = client
+        self.interval = interval
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// One round over every member, concurrently.
+    public func scrapeOnce() async {
+        await withTaskGroup(of: Void.self) { group in
+            for m in pool.members {
+                group.addTask {
+                    let result: Result<EngineMetricsSnapshot, any Error>
+                    do {
+                        var req = HTTPClientRequest(url: m.baseURL + "/metrics")
+                        req.method = .GET
+                        let res = try await client.execute(req, timeout: timeout)
+                        guard res.status == .ok else {
+                            throw KVRouteError(code: .internalError, message: "GET /metrics answered \(res.status.code)")
+                        }
+                        let body = try await res.body.collect(upTo: 16 << 20)
+                        result = .success(EngineMetricsSnapshot.parse(String(buffer: body)))
+                    } catch {
+                        result = .failure(error)
+                    }
+                    if case .failure(let e) = result, pool.member(m.address)?.scrapeFailures == 0 {
+                        logger.warning("metrics scrape failed", metadata: ["endpoint": "\(m.address)", "error": "\(e)"])
+                    }
+                    pool.recordScrape(m.address, result)
+                }
+            }
+        }
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            let started = ContinuousClock.now
+            await scrapeOnce()
+            let next = started + interval
+            do { try await Task.sleep(until: next, clock: .continuous) } catch { return }
+        }
+    }
+}
+
+/// Probes every endpoint's `/health`; a failure marks it unhealthy at once.
+public struct HealthProber: Service {
+    public let pool: EndpointPool
+    public let client: HTTPClient
+    public let interval: Duration
+    public let timeout: TimeAmount
+    public let logger: Logger
+
+    public init(pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(250), timeout: TimeAmount = .milliseconds(500), logger: Logger) {
+        self.pool = pool
+        self.client = client
+        self.interval = interval
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public func probeOnce() async {
+        await withTaskGroup(of: Void.self) { group in
+            for m in pool.members {
+                group.addTask {
+                    do {
+                        let res = try await client.execute(HTTPClientRequest(url: m.baseURL + "/health"), timeout: timeout)
+                        _ = try? await res.body.collect(upTo: 1 << 16)
+                        pool.recordProbe(m.address, ok: res.status == .ok, error: res.status == .ok ? nil : "health answered \(res.status.code)")
+                    } catch {
+                        pool.recordProbe(m.address, ok: false, error: "\(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            await probeOnce()
+            do { try await Task.sleep(for: interval) } catch { return }
+        }
+    }
+}
+
+/// Owns an HTTP client for the process and shuts it down after everything else stopped.
+public struct HTTPClientService: Service {
+    public let client: HTTPClient
+
+    public init(client: HTTPClient) { self.client = client }
+
+    public static func makeClient(connectTimeout: TimeAmount = .milliseconds(500), poolSize: Int = 256) -> HTTPClient {
+        var config = HTTPClient.Configuration()
+        config.timeout = .init(connect: connectTimeout, read: nil)
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: poolSize)
+        config.httpVersion = .http1Only
+        config.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

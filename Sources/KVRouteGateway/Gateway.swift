@@ -1,0 +1,120 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KVRouteCore
+import KVRouteDataLayer
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// The OpenAI-compatible gateway: the decision core behind Hummingbird, proxying to engines
+/// with AsyncHTTPClient. Its long-running parts (discovery, metrics scraping, health probing,
+/// the HTTP server, the client) are Services for one ServiceGroup.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let pool: EndpointPool
+    public let policy: RoutingPolicy
+    public let metrics: GatewayMetrics
+    public let discovery: EndpointDiscovery
+    public let scraper: MetricsScraper
+    public let prober: HealthProber
+    public let dashboard = DashboardState()
+    let client: HTTPClient
+    let logger: Logger
+    private let port = Mutex<Int?>(nil)
+    private let listening: AsyncStream<Int>
+    private let listeningContinuation: AsyncStream<Int>.Continuation
+
+    static let destinationHeaderPrefix = "x-gateway-destination-endpoint"
+    public static let upstreamHostHeader = HTTPField.Name("x-upstream-host")!
+    public static let explainRequestHeader = HTTPField.Name("x-kvroute-explain")!
+    public static let decisionHeader = HTTPField.Name("x-kvroute-decision")!
+    static let requestIDHeader = HTTPField.Name("x-request-id")!
+
+    public init(configuration: GatewayConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let specs = try configuration.endpoints.flatMap { try EndpointSpec.parseList($0) }
+        guard !specs.isEmpty else {
+            throw KVRouteError(code: .invalidConfiguration, message: "no endpoints given (use --endpoints http://host:port,...)")
+        }
+        pool = EndpointPool()
+        policy = try RoutingPolicy(mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize, seed: configuration.seed)
+        metrics = GatewayMetrics(poolName: "kvroute")
+        client = HTTPClientService.makeClient()
+        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger)
+        scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
+        prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
+        (listening, listeningContinuation) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Learns the endpoints and their state once, so the first request is routed with data.
+    public func warmUp() async {
+        _ = await discovery.refresh()
+        async let s: Void = scraper.scrapeOnce()
+        async let p: Void = prober.probeOnce()
+        _ = await (s, p)
+        refreshPoolMetrics()
+    }
+
+    /// Every Service of the gateway, in start order (stopped in reverse).
+    public var services: [any Service] {
+        [HTTPClientService(client: client), discovery, scraper, prober, PoolMetricsUpdater(gateway: self), makeApplication()]
+    }
+
+    /// The port once the server listens.
+    public func waitUntilListening() async -> Int {
+        if let p = port.withLock({ $0 }) { return p }
+        for await p in listening { return p }
+        return configuration.port
+    }
+
+    func makeApplication() -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { [self] channel in
+                let p = channel.localAddress?.port ?? configuration.port
+                port.withLock { $0 = p }
+                listeningContinuation.yield(p)
+            },
+            logger: logger)
+    }
+
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: GatewayErrorMiddleware())
+        router.post("/v1/chat/completions") { req, ctx in try await self.complete(req, ctx, kind: .chatCompletions) }
+        router.post("/v1/completions") { req, ctx in try await self.complete(req, ctx, kind: .completions) }
+        router.get("/v1/models") { req, ctx in try await self.models(req, ctx) }
+        router.get("/health") { _, _ -> Response in
+            let healthy = self.pool.healthyCount
+            let body = "{\"status\":\"\(healthy > 0 ? "ok" : "unavailable")\",\"healthy_endpoints\":\(healthy),\"endpoints\":\(self.pool.members.count)}"
+            return Response(status: healthy > 0 ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        addDashboardRoutes(router)
+        router.get("/metrics") { _, _ in
+            self.refreshPoolMetrics()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
+        }
+        return router
+    }
+
+    func refreshPoolMetrics() {
+        metrics.updatePool(ready: pool.healthyCount, scheduler: policy.scheduler)
+        metrics.setKnownModels(Set(pool.members.flatMap { $0.metrics?.modelNames ?? [] }))
+    }
+}
+
+/// Keeps pool-level gauges current between scrapes of `/metrics`.
+struct PoolMetricsUpdater: Service {
+    let gateway: Gateway
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            gateway.refreshPoolMetrics()
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+}

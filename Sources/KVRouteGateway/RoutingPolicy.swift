@@ -1,0 +1,121 @@
+import KVRouteCore
+import Synchronization
+
+/// The ordered endpoints a request may try, and why.
+public struct RoutingDecision: Sendable {
+    public var endpoints: [EndpointAddress]
+    /// Set when the picker chose; nil for the mesh-style modes.
+    public var result: SchedulingResult?
+    /// Why the picker was bypassed, if it was (`picker-error`, `no-healthy`…).
+    public var fallbackReason: String?
+    public var mode: RoutingMode
+    public var decisionSeconds: Double
+}
+
+/// Chooses endpoints for a request in the configured mode. The picker path runs the
+/// decision core; if it throws anything but "no candidates", the request falls back to the
+/// consistent-hash ring, as the seed's mesh does when its picker is down.
+public final class RoutingPolicy: Sendable {
+    public let mode: RoutingMode
+    public let scheduler: Scheduler?
+    let ringSize: Int
+    private let state: Mutex<State>
+
+    struct State {
+        var ring: ConsistentHashRing?
+        var ringMembers: [EndpointAddress] = []
+        var roundRobin = 0
+        var rng: SystemOrSeeded
+    }
+
+    public init(mode: RoutingMode, pickerConfig: EndpointPickerConfig, ringSize: Int, seed: UInt64?) throws {
+        self.mode = mode
+        self.scheduler = mode == .picker ? try Scheduler(config: pickerConfig, randomSeed: seed) : nil
+        self.ringSize = ringSize
+        self.state = Mutex(State(rng: SystemOrSeeded(seed: seed)))
+    }
+
+    /// Decides for one request over the current snapshots.
+    public func decide(_ request: InferenceRequest, snapshots: [EndpointSnapshot], maxAttempts: Int) throws -> RoutingDecision {
+        let start = ContinuousClock.now
+        func elapsed() -> Double { EndpointPoolTime.seconds(ContinuousClock.now - start) }
+        guard !snapshots.isEmpty else {
+            throw KVRouteError(code: .noCandidates, message: "no endpoints are known")
+        }
+        if let scheduler {
+            do {
+                let r = try scheduler.schedule(request, candidates: snapshots)
+                let ordered = Array(([r.primary] + r.fallbacks).prefix(max(1, maxAttempts)))
+                return RoutingDecision(endpoints: ordered, result: r, fallbackReason: nil, mode: .picker, decisionSeconds: elapsed())
+            } catch let e as KVRouteError where e.code == .noCandidates {
+                throw e
+            } catch {
+                var d = meshDecision(.consistentHash, request, snapshots, maxAttempts)
+                d.fallbackReason = "picker-error: \(error)"
+                d.decisionSeconds = elapsed()
+                return d
+            }
+        }
+        var d = meshDecision(mode, request, snapshots, maxAttempts)
+        d.decisionSeconds = elapsed()
+        return d
+    }
+
+    /// The picker path's bookkeeping when a request ends.
+    public func finished(_ request: InferenceRequest, servedBy: EndpointAddress?) {
+        scheduler?.requestFinished(requestID: request.requestID, servedBy: servedBy)
+    }
+
+    private func meshDecision(_ mode: RoutingMode, _ request: InferenceRequest, _ snapshots: [EndpointSnapshot], _ maxAttempts: Int) -> RoutingDecision {
+        let healthy = snapshots.filter(\.healthy).map(\.address)
+        let pool = healthy.isEmpty ? snapshots.map(\.address) : healthy
+        let attempts = max(1, min(maxAttempts, pool.count))
+        let endpoints: [EndpointAddress] = state.withLock { s in
+            switch mode {
+            case .consistentHash, .picker:
+                guard let key = request.sessionKey else {
+                    return Array(pool.shuffled(using: &s.rng).prefix(attempts))
+                }
+                if s.ring == nil || s.ringMembers != pool {
+                    s.ring = ConsistentHashRing(endpoints: pool, minimumRingSize: ringSize)
+                    s.ringMembers = pool
+                }
+                return s.ring!.pick(key: key, count: attempts)
+            case .roundRobin:
+                let start = s.roundRobin % pool.count
+                s.roundRobin &+= 1
+                return (0..<attempts).map { pool[(start + $0) % pool.count] }
+            case .random:
+                return Array(pool.shuffled(using: &s.rng).prefix(attempts))
+            }
+        }
+        return RoutingDecision(endpoints: endpoints, result: nil, fallbackReason: nil, mode: mode, decisionSeconds: 0)
+    }
+}
+
+/// A generator that is seeded when a seed is given and system-random otherwise.
+struct SystemOrSeeded: RandomNumberGenerator {
+    var state: UInt64
+    let seeded: Bool
+    init(seed: UInt64?) {
+        seeded = seed != nil
+        state = seed ?? 0
+    }
+    mutating func next() -> UInt64 {
+        guard seeded else {
+            var g = SystemRandomNumberGenerator()
+            return g.next()
+        }
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum EndpointPoolTime {
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
