@@ -1,6 +1,8 @@
 /// A ring-hash load balancer like Envoy's RING_HASH (Istio `consistentHash` with
-/// `minimumRingSize`): every endpoint owns ring size / endpoints points; a key goes to the
-/// first point at or after its hash. Removing an endpoint moves only its keys.
+/// `minimumRingSize`): every endpoint owns points on a ring; a key goes to the first point
+/// at or after its hash. Unlike Envoy, an endpoint's point count does not depend on the
+/// pool size (minimumRingSize / 16, at least 64), so removing an endpoint moves only the
+/// keys it held and adding one takes keys only for itself.
 public struct ConsistentHashRing: Sendable {
     private let points: [(hash: UInt64, endpoint: Int)]
     public let endpoints: [EndpointAddress]
@@ -12,7 +14,7 @@ public struct ConsistentHashRing: Sendable {
             points = []
             return
         }
-        let perEndpoint = max(1, (max(minimumRingSize, unique.count) + unique.count - 1) / unique.count)
+        let perEndpoint = max(64, minimumRingSize / 16)
         var pts: [(UInt64, Int)] = []
         pts.reserveCapacity(perEndpoint * unique.count)
         for (i, e) in unique.enumerated() {

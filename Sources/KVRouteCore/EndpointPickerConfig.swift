@@ -118,11 +118,12 @@ public struct EndpointPickerConfig: Sendable {
         return Profile(name: name, filters: filters, scorers: scorers, picker: picker)
     }
 
-    /// kvroute's own profile. Prefix affinity leads (weight 3) but can be outvoted when the
-    /// engine holding the prefix is the busiest by the router's own in-flight count (2) and
-    /// by its queue (1): a hot prefix spreads once its engine saturates, and cold prompts go
-    /// where capacity is. KV usage breaks the remaining ties; session affinity keeps
-    /// conversations together when the prefix signal is weak (short prompts).
+    /// kvroute's own profile. Prefix affinity (weight 3) is balanced against saturation
+    /// (weight 3, absolute: in-flight + waiting against a threshold): a prefix match wins
+    /// while its endpoint has headroom, and a hot prefix spreads once that endpoint nears
+    /// saturation. Prompts with no match go where the router has the fewest requests in
+    /// flight (relative, weight 1) and the shortest queue (1); KV usage (1) breaks ties;
+    /// session affinity (1) keeps conversations together when the prefix signal is weak.
     public static let kvrouteDefaultYAML = """
     apiVersion: inference.networking.x-k8s.io/v1alpha1
     kind: EndpointPickerConfig
@@ -133,6 +134,9 @@ public struct EndpointPickerConfig: Sendable {
         blockSize: 16
         maxPrefixBlocksToMatch: 2048
         lruCapacityPerServer: 31250
+    - type: saturation-scorer
+      parameters:
+        threshold: 64
     - type: active-request-scorer
     - type: queue-scorer
     - type: kv-cache-utilization-scorer
@@ -147,8 +151,10 @@ public struct EndpointPickerConfig: Sendable {
       - pluginRef: decode-filter
       - pluginRef: prefix-cache-scorer
         weight: 3
+      - pluginRef: saturation-scorer
+        weight: 3
       - pluginRef: active-request-scorer
-        weight: 2
+        weight: 1
       - pluginRef: queue-scorer
         weight: 1
       - pluginRef: kv-cache-utilization-scorer

@@ -13,6 +13,10 @@ public enum PluginRegistry {
             return .scorer(ActiveRequestScorer(name: n))
         },
         "session-affinity-scorer": { n, _ in .scorer(SessionAffinityScorer(name: n)) },
+        "saturation-scorer": { n, p in
+            let t = try p.int("threshold", default: 0, min: 0)
+            return .scorer(SaturationScorer(name: n, threshold: t == 0 ? nil : t))
+        },
         "decode-filter": { n, _ in .filter(LabelFilter(type: "decode-filter", name: n, label: LabelFilter.roleLabel, values: ["decode", "both"], allowsNoLabel: true)) },
         "prefill-filter": { n, _ in .filter(LabelFilter(type: "prefill-filter", name: n, label: LabelFilter.roleLabel, values: ["prefill"], allowsNoLabel: false)) },
         "by-label": { n, p in
