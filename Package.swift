@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KVRouteDataLayer", targets: ["KVRouteDataLayer"]),
         .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
         .library(name: "KVRouteValidate", targets: ["KVRouteValidate"]),
+        .library(name: "KVRouteBench", targets: ["KVRouteBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -105,6 +106,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Workloads, trace replay and policy comparison in virtual time.
+        .target(
+            name: "KVRouteBench",
+            dependencies: ["KVRouteCore", "KVRouteEngineSim"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "kvroute",
             dependencies: [
@@ -114,6 +121,7 @@ let package = Package(
                 "KVRouteDataLayer",
                 "KVRouteGateway",
                 "KVRouteValidate",
+                "KVRouteBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -165,6 +173,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteBenchTests",
+            dependencies: ["KVRouteBench", "KVRouteCore", "KVRouteEngineSim"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -189,6 +189,24 @@ public struct EndpointPickerConfig: Sendable {
       - pluginRef: max-score-picker
     """
 
+    /// Least load: the router's in-flight count and the waiting queue, nothing else.
+    public static let leastLoadYAML = """
+    apiVersion: inference.networking.x-k8s.io/v1alpha1
+    kind: EndpointPickerConfig
+    plugins:
+    - type: active-request-scorer
+    - type: queue-scorer
+    - type: max-score-picker
+    schedulingProfiles:
+    - name: default
+      plugins:
+      - pluginRef: active-request-scorer
+        weight: 1
+      - pluginRef: queue-scorer
+        weight: 1
+      - pluginRef: max-score-picker
+    """
+
     public static var kvrouteDefault: EndpointPickerConfig { try! load(yaml: kvrouteDefaultYAML) }
     public static var llmdDefault: EndpointPickerConfig { try! load(yaml: llmdDefaultYAML) }
 }

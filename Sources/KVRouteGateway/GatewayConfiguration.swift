@@ -1,19 +1,5 @@
 import KVRouteCore
 
-/// How the gateway chooses engines.
-public enum RoutingMode: String, Sendable, CaseIterable {
-    /// The KV-cache-aware picker (EndpointPickerConfig), falling back to `consistentHash`
-    /// when it fails.
-    case picker
-    /// The seed's mesh fallback: consistent hashing on `x-session-id` over a ring like
-    /// Istio's `consistentHash` (`minimumRingSize` 4096); random without a session.
-    case consistentHash = "consistent-hash"
-    /// Round-robin over healthy endpoints (for contrast).
-    case roundRobin = "round-robin"
-    /// Uniformly random over healthy endpoints (for contrast).
-    case random
-}
-
 /// Everything that shapes one gateway.
 public struct GatewayConfiguration: Sendable {
     public var host: String

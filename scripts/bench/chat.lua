@@ -1,6 +1,7 @@
 -- wrk script: POST one chat completion per request with a fixed ~1,000-token system prompt,
 -- a per-connection session id, and max_tokens from the environment (default 16).
 local max_tokens = os.getenv("MAX_TOKENS") or "16"
+local stream = os.getenv("STREAM") == "1"
 local system = string.rep("You are a careful consultant who writes plans. ", 85)
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -14,6 +15,7 @@ function init(args)
 end
 request = function()
   local body = '{"model":"meta-llama/Llama-3.2-3B-Instruct","max_tokens":' .. max_tokens ..
+    (stream and ',"stream":true' or '') ..
     ',"messages":[{"role":"system","content":"' .. system .. '"},{"role":"user","content":"Plan it."}]}'
   return wrk.format(nil, "/v1/chat/completions", nil, body)
 end

@@ -1,5 +1,18 @@
-import KVRouteCore
 import Synchronization
+
+/// How requests are routed.
+public enum RoutingMode: String, Sendable, CaseIterable {
+    /// The KV-cache-aware picker (an EndpointPickerConfig), falling back to
+    /// `consistentHash` when it fails.
+    case picker
+    /// The seed's mesh fallback: consistent hashing on the session id over a ring like
+    /// Istio's `consistentHash` (`minimumRingSize` 4096); random without a session.
+    case consistentHash = "consistent-hash"
+    /// Round-robin over healthy endpoints.
+    case roundRobin = "round-robin"
+    /// Uniformly random over healthy endpoints.
+    case random
+}
 
 /// The ordered endpoints a request may try, and why.
 public struct RoutingDecision: Sendable {
@@ -38,7 +51,10 @@ public final class RoutingPolicy: Sendable {
     /// Decides for one request over the current snapshots.
     public func decide(_ request: InferenceRequest, snapshots: [EndpointSnapshot], maxAttempts: Int) throws -> RoutingDecision {
         let start = ContinuousClock.now
-        func elapsed() -> Double { EndpointPoolTime.seconds(ContinuousClock.now - start) }
+        func elapsed() -> Double {
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
         guard !snapshots.isEmpty else {
             throw KVRouteError(code: .noCandidates, message: "no endpoints are known")
         }
@@ -94,7 +110,7 @@ public final class RoutingPolicy: Sendable {
 }
 
 /// A generator that is seeded when a seed is given and system-random otherwise.
-struct SystemOrSeeded: RandomNumberGenerator {
+struct SystemOrSeeded: RandomNumberGenerator, Sendable {
     var state: UInt64
     let seeded: Bool
     init(seed: UInt64?) {
@@ -114,8 +130,3 @@ struct SystemOrSeeded: RandomNumberGenerator {
     }
 }
 
-enum EndpointPoolTime {
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
-}

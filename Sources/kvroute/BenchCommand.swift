@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import KVRouteBench
+import KVRouteCore
+import KVRouteEngineSim
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Compare routing policies on a workload, against the best possible hit rate.",
+        discussion: """
+        Workloads: ramp, shared-prefix[:sglang|:llm-d], multi-turn, trace:FILE (Mooncake JSONL).
+        Policies: random, round-robin, session-hash, least-load, approx-prefix, kvroute, config:FILE.
+        Example: kvroute bench --workload shared-prefix --engines 8 --json out.json --plot charts/
+        """
+    )
+
+    @Option(help: "simulate (virtual time, in-process engines and the real routing core).") var mode = "simulate"
+    @Option(help: "Workload: ramp, shared-prefix[:sglang|:llm-d], multi-turn, trace:FILE.") var workload = "shared-prefix"
+    @Option(help: "Engines in the cluster.") var engines = 8
+    @Option(help: "KV blocks per engine (default: the workload preset's cache-pressure setting).") var numGpuBlocks: Int?
+    @Option(help: "Maximum running sequences per engine.") var maxNumSeqs = 256
+    @Option(help: "Comma-separated policies (default: all standard ones).") var policies: String?
+    @Option(help: "Also compare this EndpointPickerConfig file.") var config: String?
+    @Option(help: "Open-loop arrival rate, requests/s (shared-prefix, ramp).") var qps: Double?
+    @Option(help: "Closed-loop clients in flight (multi-turn active users).") var concurrency: Int?
+    @Option(help: "Trace replay speed-up factor.") var speedup = 1.0
+    @Option(help: "Replay at most this many trace requests.") var maxRequests: Int?
+    @Option(help: "Shared-prefix groups / multi-turn users (override the preset).") var groups: Int?
+    @Option(help: "Prompts per group / rounds per user (override the preset).") var perGroup: Int?
+    @Option(help: "Seed for workload generation and tie-breaks.") var seed: UInt64 = 1
+    @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Option(help: "Write SVG charts into this directory.") var plot: String?
+
+    func makeWorkload() throws -> (any Workload, defaultBlocks: Int) {
+        let (kind, arg) = workload.split(separator: ":", maxSplits: 1).map(String.init).splitFirst()
+        switch kind {
+        case "ramp":
+            var w = RampWorkload()
+            if let qps { w.interval = 1 / qps }
+            w.seed = seed
+            return (w, 34_560)
+        case "shared-prefix":
+            guard var w = SharedPrefixWorkload.preset(arg ?? "sglang") else { throw ValidationError("unknown shared-prefix preset \(arg ?? "") (sglang, llm-d)") }
+            if let groups { w.groups = groups }
+            if let perGroup { w.promptsPerGroup = perGroup }
+            // ~80 % of an 8-engine cluster's throughput on this machine's engine model.
+            w.qps = qps ?? 2.2 * Double(engines)
+            w.seed = seed
+            // Distinct prefix blocks exceed one engine's cache but fit the cluster's.
+            let prefixBlocks = w.groups * w.prefixTokens / 16
+            return (w, max(2_048, prefixBlocks * 2 / engines))
+        case "multi-turn":
+            var w = MultiTurnWorkload(seed: seed)
+            if let groups { w.users = groups }
+            if let perGroup { w.rounds = perGroup }
+            w.activeUsers = concurrency ?? w.users
+            let perUser = (w.systemTokens + w.rounds * (w.questionTokens + w.answerTokens) + 64) / 16
+            return (w, max(512, perUser * w.users * 2 / engines))
+        case "trace":
+            guard let path = arg else { throw ValidationError("trace needs a file: --workload trace:FILE") }
+            do {
+                let w = try TraceWorkload(path: path, speedup: speedup, maxRequests: maxRequests)
+                return (w, 8_192)
+            } catch let e as KVRouteError { throw ValidationError(e.message) }
+        default:
+            throw ValidationError("unknown workload \"\(workload)\" (ramp, shared-prefix, multi-turn, trace:FILE)")
+        }
+    }
+
+    func run() async throws {
+        guard mode == "simulate" else { throw ValidationError("--mode \(mode) is not available; use --mode simulate") }
+        guard engines >= 1 else { throw ValidationError("--engines must be at least 1") }
+        let (w, defaultBlocks) = try makeWorkload()
+        var names = policies.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? BenchPolicy.standardNames
+        if let config { names.append("config:" + config) }
+        let resolved: [BenchPolicy]
+        do { resolved = try names.map(BenchPolicy.named) } catch let e as KVRouteError { throw ValidationError(e.message) }
+        let engine = EngineConfiguration(numGPUBlocks: numGpuBlocks ?? defaultBlocks, maxNumSeqs: maxNumSeqs, hashSeed: "0", seed: seed)
+        let runner = BenchRunner(simulation: Simulation(engines: engines, engine: engine, seed: seed), policies: resolved)
+        let tty = isatty(STDERR_FILENO) != 0
+        let report = try runner.run(w) { policy, done in
+            if tty {
+                FileHandle.standardError.write(Data("\r\u{1B}[K  \(policy): \(done) requests done".utf8))
+            }
+        }
+        if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        print(report.table())
+        if let json {
+            try report.json().write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+        if let plot {
+            for f in try BenchPlots.write(report, to: plot) { print("wrote \(f)") }
+        }
+    }
+}
+
+extension Array where Element == String {
+    func splitFirst() -> (String, String?) { (self.first ?? "", self.count > 1 ? self[1] : nil) }
+}
