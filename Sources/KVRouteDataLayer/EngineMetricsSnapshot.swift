@@ -9,6 +9,10 @@ public struct EngineMetricsSnapshot: Sendable, Hashable {
     public var blockSize: Int?
     public var numGPUBlocks: Int?
     public var modelNames: Set<String> = []
+    /// `enable_prefix_caching="False"` in `vllm:cache_config_info`.
+    public var prefixCachingDisabled = false
+    /// The page has a prefix-cache queries series at all (even at 0).
+    public var hasPrefixQueriesSeries = false
 
     public init() {}
 
@@ -26,13 +30,18 @@ public struct EngineMetricsSnapshot: Sendable, Hashable {
             case "vllm:num_requests_running": s.running += Int(sample.value)
             case "vllm:kv_cache_usage_perc": usage = (usage ?? 0) + sample.value; usageCount += 1
             case "vllm:gpu_cache_usage_perc": oldUsage = (oldUsage ?? 0) + sample.value; oldUsageCount += 1
-            case "vllm:prefix_cache_queries_total": queries = (queries ?? 0) + sample.value
+            case "vllm:prefix_cache_queries_total":
+                queries = (queries ?? 0) + sample.value
+                s.hasPrefixQueriesSeries = true
             case "vllm:prefix_cache_hits_total": hits = (hits ?? 0) + sample.value
-            case "vllm:gpu_prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries": oldQueries = (oldQueries ?? 0) + sample.value
+            case "vllm:gpu_prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries":
+                oldQueries = (oldQueries ?? 0) + sample.value
+                s.hasPrefixQueriesSeries = true
             case "vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits": oldHits = (oldHits ?? 0) + sample.value
             case "vllm:cache_config_info":
                 if let b = sample.labels["block_size"].flatMap({ Int($0) }) { s.blockSize = b }
                 if let n = sample.labels["num_gpu_blocks"].flatMap({ Int($0) }) { s.numGPUBlocks = n }
+                if let e = sample.labels["enable_prefix_caching"], e.lowercased() == "false" { s.prefixCachingDisabled = true }
             default: break
             }
         }
