@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers kvroute's end-to-end tests drive, when they are missing:
 #   - Prometheus and promtool (Debian package `prometheus`)
+#   - headless Chromium for the dashboard test (Debian package `chromium`)
 #   - the official OpenAI Python client (PyPI `openai`), in .tools/venv
 # Idempotent: a machine that has them already installs nothing.
 set -euo pipefail
@@ -10,6 +11,7 @@ log() { printf '[install-test-tools] %s\n' "$*"; }
 
 apt_packages=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     log "apt-get install ${apt_packages[*]}"
