@@ -122,7 +122,11 @@ let package = Package(
         // Workloads, trace replay and policy comparison in virtual time.
         .target(
             name: "KVRouteBench",
-            dependencies: ["KVRouteCore", "KVRouteEngineSim"],
+            dependencies: [
+                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -191,7 +195,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRouteBenchTests",
-            dependencies: ["KVRouteBench", "KVRouteCore", "KVRouteEngineSim"],
+            dependencies: [
+                "KVRouteBench", "KVRouteCore", "KVRouteEngineSim", "KVRouteGateway", "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,6 +13,20 @@ public struct BenchReport: Sendable, Codable {
     public var results: [PolicyReport]
     public var wallSeconds: Double
 
+    public init(workload: String, mode: String, engines: Int, numGPUBlocks: Int, blockSize: Int, settings: [String: String],
+                upperBoundHitRate: Double, clusterCapacityHitRate: Double, results: [PolicyReport], wallSeconds: Double) {
+        self.workload = workload
+        self.mode = mode
+        self.engines = engines
+        self.numGPUBlocks = numGPUBlocks
+        self.blockSize = blockSize
+        self.settings = settings
+        self.upperBoundHitRate = upperBoundHitRate
+        self.clusterCapacityHitRate = clusterCapacityHitRate
+        self.results = results
+        self.wallSeconds = wallSeconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case workload, mode, engines, settings, results
         case numGPUBlocks = "num_gpu_blocks", blockSize = "block_size"

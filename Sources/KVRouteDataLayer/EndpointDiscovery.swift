@@ -59,10 +59,12 @@ public struct EndpointDiscovery: Service {
             try? await gracefulShutdown()
             return
         }
-        var last = await refresh()
-        while !Task.isShuttingDownGracefully {
-            do { try await Task.sleep(for: interval) } catch { return }
-            last = await refresh(previous: last)
+        try await cancelWhenGracefulShutdown {
+            var last = await refresh()
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                last = await refresh(previous: last)
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import KVRouteBench
 import KVRouteCore
@@ -15,7 +16,9 @@ struct BenchCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "simulate (virtual time, in-process engines and the real routing core).") var mode = "simulate"
+    @Option(help: "simulate (virtual time, in-process engines and the real routing core) or live (real time through gateways).") var mode = "simulate"
+    @Option(help: "live: a gateway to send the workload through, as LABEL=URL or URL (repeatable; engines' caches are reset between gateways).") var gatewayUrl: [String] = []
+    @Option(help: "live: the engines' base URLs, comma-separated (their /metrics give the engine-side hit rate).") var engineUrls: String?
     @Option(help: "Workload: ramp, shared-prefix[:sglang|:llm-d], multi-turn, trace:FILE.") var workload = "shared-prefix"
     @Option(help: "Engines in the cluster.") var engines = 8
     @Option(help: "KV blocks per engine (default: the workload preset's cache-pressure setting).") var numGpuBlocks: Int?
@@ -69,7 +72,8 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard mode == "simulate" else { throw ValidationError("--mode \(mode) is not available; use --mode simulate") }
+        guard mode == "simulate" || mode == "live" else { throw ValidationError("--mode must be simulate or live") }
+        if mode == "live" { return try await runLive() }
         guard engines >= 1 else { throw ValidationError("--engines must be at least 1") }
         let (w, defaultBlocks) = try makeWorkload()
         var names = policies.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? BenchPolicy.standardNames
@@ -93,6 +97,50 @@ struct BenchCommand: AsyncParsableCommand {
         if let plot {
             for f in try BenchPlots.write(report, to: plot) { print("wrote \(f)") }
         }
+    }
+}
+
+extension BenchCommand {
+    func runLive() async throws {
+        guard !gatewayUrl.isEmpty else { throw ValidationError("--mode live needs --gateway-url") }
+        guard let engineUrls else { throw ValidationError("--mode live needs --engine-urls (the engines behind the gateway)") }
+        let engines = engineUrls.split(separator: ",").map(String.init)
+        let (w, _) = try makeWorkload()
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(5))))
+        var results: [PolicyReport] = []
+        var issued: [(tokens: [UInt32], answer: [UInt32])] = []
+        var settings = w.settings
+        let start = ContinuousClock.now
+        do {
+            for entry in gatewayUrl {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                let (label, url) = parts.count == 2 ? (parts[0], parts[1]) : ("gateway", parts[0])
+                for e in engines {
+                    var req = HTTPClientRequest(url: e + "/reset_prefix_cache")
+                    req.method = .POST
+                    _ = try? await client.execute(req, timeout: .seconds(10))
+                }
+                FileHandle.standardError.write(Data("  \(label): sending \(w.name) through \(url)\n".utf8))
+                let runner = LiveRunner(gatewayURL: url, engineURLs: engines, client: client)
+                let (run, engineHit) = try await runner.run(w, label: label)
+                if issued.isEmpty { issued = run.issued }
+                results.append(PolicyReport(run: run))
+                settings["engine_hit_rate_\(label)"] = engineHit.map { String(format: "%.4f", $0) } ?? "n/a"
+            }
+        } catch {
+            try? await client.shutdown()
+            throw ValidationError("live run failed: \(error)")
+        }
+        try? await client.shutdown()
+        let elapsed = ContinuousClock.now - start
+        let report = BenchReport(
+            workload: w.name, mode: "live", engines: engines.count, numGPUBlocks: numGpuBlocks ?? 0, blockSize: 16, settings: settings,
+            upperBoundHitRate: Bounds.upperBound(issued, blockSize: 16),
+            clusterCapacityHitRate: Bounds.clusterCapacity(issued, blockSize: 16, capacity: (numGpuBlocks ?? 34_560) * engines.count),
+            results: results, wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        print(report.table())
+        if let json { try report.json().write(to: URL(fileURLWithPath: json)); print("wrote \(json)") }
+        if let plot { for f in try BenchPlots.write(report, to: plot) { print("wrote \(f)") } }
     }
 }
 

@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import KVRouteGateway
+import KVRouteTestSupport
 import KVRouteCore
 import KVRouteEngineSim
 import Testing
@@ -126,5 +129,31 @@ struct SimulateTests {
         let json = try JSONSerialization.jsonObject(with: report.json()) as? [String: Any]
         #expect(json?["upper_bound_hit_rate"] is Double)
         #expect((json?["results"] as? [[String: Any]])?.first?["ttft_p99_ms"] is Double)
+    }
+}
+
+@Suite("Live mode", .serialized)
+struct LiveModeTests {
+    @Test("live mode through kvroute gateway agrees with simulate mode on hit rate within 5 points")
+    func agreesWithSimulate() async throws {
+        let w = SharedPrefixWorkload(groups: 6, promptsPerGroup: 6, prefixTokens: 512, questionTokens: 32, outputTokens: 16, qps: 30, seed: 5)
+        let engine = testEngineConfiguration(numGPUBlocks: 300, maxNumSeqs: 32)
+        let simulated = try BenchRunner(simulation: Simulation(engines: 3, engine: engine), policies: [try .named("kvroute")]).run(w)
+        let live: PolicyReport = try await withSimCluster(engines: 3, engine: engine, timeScale: 1) { _, urls in
+            let gateway = try KVRouteGateway.Gateway(configuration: .init(host: "127.0.0.1", port: 0, endpoints: urls, seed: 1), logger: quietLogger)
+            await gateway.warmUp()
+            return try await withServices(gateway.services) {
+                let port = await gateway.waitUntilListening()
+                let (run, engineHit) = try await LiveRunner(gatewayURL: "http://127.0.0.1:\(port)", engineURLs: urls, client: HTTPClient.shared).run(w, label: "kvroute")
+                let report = PolicyReport(run: run)
+                // The engines' counters and the clients' usage figures agree.
+                #expect(abs((engineHit ?? 0) - report.hitRate) < 0.001)
+                return report
+            }
+        }
+        let sim = simulated.results[0].hitRate
+        print(String(format: "live vs simulate: hit rate %.3f live, %.3f simulated", live.hitRate, sim))
+        #expect(live.requests == 36)
+        #expect(abs(live.hitRate - sim) <= 0.05)
     }
 }

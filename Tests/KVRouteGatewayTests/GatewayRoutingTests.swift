@@ -1,5 +1,6 @@
 import Foundation
 import KVRouteCore
+import KVRouteDataLayer
 import KVRouteGateway
 import KVRouteTestSupport
 import Testing
@@ -138,5 +139,30 @@ struct GatewayRoutingTests {
                 #expect(plain.headers.first(name: "x-kvroute-decision") == nil)
             }
         }
+    }
+}
+
+@Suite("Endpoint discovery")
+struct DiscoveryTests {
+    @Test("a DNS name is resolved to its addresses (IPv4 preferred) and routed to")
+    func dnsEndpoint() async throws {
+        try await withSimCluster(engines: 1) { _, urls in
+            let port = urls[0].split(separator: ":").last!
+            try await withGateway(endpoints: ["http://localhost:\(port)"]) { gateway, gw in
+                #expect(gateway.pool.members.map(\.address.description) == ["127.0.0.1:\(port)"])
+                let r = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chatBody(system: "s", user: "u"))
+                #expect(r.status == 200)
+                #expect(r.headers.first(name: "x-upstream-host") == "127.0.0.1:\(port)")
+            }
+        }
+    }
+
+    @Test("endpoint specs parse URLs, bare host:port and IPv6; bad ones are named")
+    func specs() throws {
+        let s = try EndpointSpec.parseList("http://10.0.0.1:8000, pod.svc.cluster.local:8000,[fd00::1]:9000")
+        #expect(s.map(\.description) == ["http://10.0.0.1:8000", "http://pod.svc.cluster.local:8000", "http://[fd00::1]:9000"])
+        #expect(s.map(\.isAddress) == [true, false, true])
+        #expect(throws: KVRouteError.self) { try EndpointSpec.parse("https://x:1") }
+        #expect(throws: KVRouteError.self) { try EndpointSpec.parse("http://x:99999") }
     }
 }

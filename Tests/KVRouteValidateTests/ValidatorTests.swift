@@ -264,3 +264,23 @@ struct KubernetesTests {
         }
     }
 }
+
+@Suite("kvroute validate: configuration checks")
+struct VerifyTests {
+    @Test("engines with prefix caching off or another block size are warned about, with the reason")
+    func prefixCachingOff() async throws {
+        var engine = testEngineConfiguration()
+        engine.enablePrefixCaching = false
+        engine.blockSize = 32
+        try await withSimCluster(engines: 1, engine: engine) { _, urls in
+            var s = settings(gateway: urls[0], metrics: urls, requests: 3)
+            s.reset = false
+            let (r, out) = try await validate(s)
+            #expect(out.all.contains { $0.contains("prefix caching is off") })
+            #expect(out.all.contains { $0.contains("block size 32, expected 16") })
+            #expect(r.warnings.count >= 2)
+            #expect(r.deltaHitRate == 0)
+            #expect(r.grade == "POOR")
+        }
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# kvroute gateway against SGLang's router (PyPI sglang-router, cache_aware policy), live, on
+# the same simulated engines and the same workload, in one report: hit rate, TTFT p50/p99.
+# Installs sglang-router into .tools/venv if missing. Everything runs on loopback.
+# Usage: scripts/bench/compare-sglang.sh [workload] [extra kvroute bench flags...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+workload=${1:-shared-prefix}; shift || true
+venv=.tools/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import sglang_router' 2>/dev/null || "$venv/bin/python" -m pip install --quiet sglang-router
+router="$venv/bin/sglang-router"
+[ -x "$router" ] || router="$venv/bin/python -m sglang_router.launch_router"
+swift build -c release --product kvroute >/dev/null
+bin=.build/release/kvroute
+base=$((20000 + RANDOM % 20000)); gw=$((base + 10)); sg=$((base + 11))
+engines="http://127.0.0.1:$base,http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2))"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+# Engines sized so the workload's prefixes fit the cluster's caches but not one engine's.
+$bin sim --engines 3 --port "$base" --num-gpu-blocks 1200 --time-scale 0.2 --log-level error & pids+=($!)
+for p in $base $((base+1)) $((base+2)); do for _ in $(seq 100); do curl -sf "localhost:$p/health" >/dev/null && break; sleep 0.1; done; done
+$bin gateway --port "$gw" --endpoints "$engines" --log-level error & pids+=($!)
+$router --host 127.0.0.1 --port "$sg" --worker-urls ${engines//,/ } --policy cache_aware >/tmp/kvroute-sglang-router.log 2>&1 & pids+=($!)
+for p in $gw $sg; do for _ in $(seq 200); do curl -sf "localhost:$p/health" >/dev/null && break; sleep 0.1; done; done
+$bin bench --mode live --workload "$workload" --groups 12 --per-group 8 --qps 8 --engines 3 --num-gpu-blocks 1200 \
+  --engine-urls "$engines" --gateway-url "kvroute=http://127.0.0.1:$gw" --gateway-url "sglang-cache-aware=http://127.0.0.1:$sg" "$@"
