@@ -3,77 +3,59 @@ import Foundation
 import KVRouteDataLayer
 import NIOCore
 
-/// One engine whose metrics the validator reads.
-public struct EngineTarget: Sendable, Hashable {
-    /// `ip:port`, as the gateway's `x-upstream-host` names it.
-    public var address: String
-    /// Base URL (`http://ip:port`).
-    public var baseURL: String
-    /// Pod name, when found through Kubernetes.
-    public var name: String?
-}
-
-/// Prefix-cache counters summed over engines, and per engine.
-public struct CacheCounters: Sendable {
-    public var queries: Double
-    public var hits: Double
-    public var perEngine: [String: (queries: Double, hits: Double)]
-}
-
-/// Reads engines' `/metrics` directly and the same counters from Prometheus.
+/// Talks to the engines directly: their `/metrics` (parsed with the data layer's vLLM
+/// metric extraction), `/reset_prefix_cache` and `/health`.
 struct EngineProbe: Sendable {
     let client: HTTPClient
 
+    /// One engine's metrics page, parsed; a failure says which engine and why.
     func metrics(_ e: EngineTarget) async throws -> EngineMetricsSnapshot {
-        let res = try await client.execute(HTTPClientRequest(url: e.baseURL + "/metrics"), timeout: .seconds(10))
-        let body = try await res.body.collect(upTo: 32 << 20)
+        let res: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            res = try await client.execute(HTTPClientRequest(url: e.baseURL + "/metrics"), timeout: .seconds(10))
+            body = try await res.body.collect(upTo: 32 << 20)
+        } catch {
+            throw ValidationFailure(.metrics, "engine \(e.label) is unreachable at \(e.baseURL)/metrics: \(ValidationFailure.describe(error))", cause: error)
+        }
         guard res.status == .ok else {
-            throw ValidationFailure(.metrics, "\(e.baseURL)/metrics answered HTTP \(res.status.code)")
+            throw ValidationFailure(.metrics, "engine \(e.label): GET \(e.baseURL)/metrics answered HTTP \(res.status.code)")
         }
         return EngineMetricsSnapshot.parse(String(buffer: body))
     }
 
+    /// The prefix-cache counters of every engine now.
     func counters(_ engines: [EngineTarget]) async throws -> CacheCounters {
-        var per: [String: (Double, Double)] = [:]
+        var per: [String: CacheCounters.Engine] = [:]
         for e in engines {
-            let m: EngineMetricsSnapshot
-            do { m = try await metrics(e) } catch let f as ValidationFailure { throw f } catch {
-                throw ValidationFailure(.metrics, "cannot read \(e.baseURL)/metrics: \(error)")
-            }
-            per[e.address] = (m.prefixQueries, m.prefixHits)
+            let m = try await metrics(e)
+            per[e.address] = .init(queries: m.prefixQueries, hits: m.prefixHits)
         }
-        return CacheCounters(queries: per.values.reduce(0) { $0 + $1.0 }, hits: per.values.reduce(0) { $0 + $1.1 }, perEngine: per)
+        return CacheCounters(perEngine: per)
     }
 
-    /// `sum(vllm:prefix_cache_{queries,hits}_total)` from the Prometheus query API.
-    func prometheusTotals(_ base: String) async throws -> (queries: Double, hits: Double) {
-        (try await prometheusScalar(base, "sum(vllm:prefix_cache_queries_total)"),
-         try await prometheusScalar(base, "sum(vllm:prefix_cache_hits_total)"))
-    }
-
-    func prometheusScalar(_ base: String, _ query: String) async throws -> Double {
-        var comps = URLComponents(string: base.hasSuffix("/") ? String(base.dropLast()) : base)
-        comps?.path += "/api/v1/query"
-        comps?.queryItems = [URLQueryItem(name: "query", value: query)]
-        guard let url = comps?.url?.absoluteString else { throw ValidationFailure(.usage, "bad --prometheus-url \(base)") }
-        let res: HTTPClientResponse
-        let body: ByteBuffer
+    /// `POST /reset_prefix_cache`; nil when done, else why not (vLLM serves the route only
+    /// with `VLLM_SERVER_DEV_MODE=1`, so a 404 is expected on production engines).
+    func reset(_ e: EngineTarget) async throws -> String? {
+        var req = HTTPClientRequest(url: e.baseURL + "/reset_prefix_cache")
+        req.method = .POST
         do {
-            res = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
-            body = try await res.body.collect(upTo: 8 << 20)
+            let res = try await client.execute(req, timeout: .seconds(30))
+            _ = try? await res.body.collect(upTo: 1 << 20)
+            switch res.status.code {
+            case 200..<300: return nil
+            case 404: return "\(e.label): POST /reset_prefix_cache answered 404 (vLLM serves it only with VLLM_SERVER_DEV_MODE=1); its cache stays warm"
+            default: return "\(e.label): POST /reset_prefix_cache answered HTTP \(res.status.code); its cache may stay warm"
+            }
         } catch {
-            throw ValidationFailure(.metrics, "Prometheus at \(base) is unreachable: \(error)")
+            throw ValidationFailure(.metrics, "cannot reset engine \(e.label): \(ValidationFailure.describe(error))", cause: error)
         }
-        guard let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else {
-            throw ValidationFailure(.metrics, "Prometheus at \(base) answered HTTP \(res.status.code) without JSON")
-        }
-        guard (json["status"] as? String) == "success" else {
-            throw ValidationFailure(.metrics, "Prometheus query \(query) failed: \((json["error"] as? String) ?? "status \(json["status"] ?? "?")")")
-        }
-        guard let data = json["data"] as? [String: Any], let result = data["result"] as? [[String: Any]], let first = result.first,
-              let value = first["value"] as? [Any], let text = value.last as? String, let v = Double(text) else {
-            throw ValidationFailure(.metrics, "Prometheus has no data for \(query) (are the engines scraped?)")
-        }
-        return v
+    }
+
+    /// True when `GET /health` answers 200.
+    func healthy(_ e: EngineTarget) async -> Bool {
+        guard let res = try? await client.execute(HTTPClientRequest(url: e.baseURL + "/health"), timeout: .seconds(3)) else { return false }
+        _ = try? await res.body.collect(upTo: 1 << 20)
+        return res.status == .ok
     }
 }

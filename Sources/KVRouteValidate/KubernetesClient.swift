@@ -1,118 +1,163 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// The few Kubernetes API calls the validator makes, with the pod's service account:
-/// list pods by label selector, and a rollout restart of a Deployment (the same PATCH
-/// `kubectl rollout restart` sends) followed by waiting for the rollout.
+/// The few Kubernetes API calls the validator makes with the pod's service account: list
+/// the engine pods by label selector, find the Deployment that owns them, and restart it
+/// the way `kubectl rollout restart` does (a PATCH of the pod template's
+/// `kubectl.kubernetes.io/restartedAt` annotation), then wait for the rollout.
 struct KubernetesClient: Sendable {
     let target: KubernetesTarget
+    /// API server base URL, without a trailing slash.
     let base: String
     let token: String?
+    let tls: TLSConfiguration?
     let client: HTTPClient
+    let logger: Logger
 
-    /// The client it makes (trusting the cluster CA) must be shut down by the caller.
-    static func make(_ target: KubernetesTarget, environment: [String: String]) throws -> (KubernetesClient, HTTPClient) {
-        let base: String
-        if let s = target.apiServer { base = s.hasSuffix("/") ? String(s.dropLast()) : s } else {
+    /// Resolves the API server, token and CA: settings first, then `KVROUTE_KUBE_*`
+    /// variables, then the in-cluster service account.
+    init(target: KubernetesTarget, environment: [String: String], client: HTTPClient, logger: Logger) throws {
+        self.target = target
+        self.client = client
+        self.logger = logger
+        if let s = target.apiServer ?? environment["KVROUTE_KUBE_API_SERVER"] {
+            base = s.hasSuffix("/") ? String(s.dropLast()) : s
+        } else {
             guard let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"] else {
-                throw ValidationFailure(.usage, "not running in a cluster (KUBERNETES_SERVICE_HOST is unset); pass --api-server or --metrics-urls")
+                throw ValidationFailure(.usage, "not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is unset): pass --api-server (e.g. kubectl proxy's http://127.0.0.1:8001) or --metrics-urls")
             }
             base = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         }
-        let token = (try? String(contentsOfFile: target.tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        var config = HTTPClient.Configuration()
-        if base.hasPrefix("https"), let ca = target.caFile, FileManager.default.fileExists(atPath: ca) {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.trustRoots = .file(ca)
-            config.tlsConfiguration = tls
+        guard let url = URL(string: base), url.host != nil, url.scheme == "http" || url.scheme == "https" else {
+            throw ValidationFailure(.usage, "--api-server \(base) is not an http(s) URL")
         }
-        config.timeout = .init(connect: .seconds(5), read: .seconds(30))
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-        return (KubernetesClient(target: target, base: base, token: token, client: http), http)
+        let dir = KubernetesTarget.serviceAccountDirectory
+        let tokenFile = target.tokenFile ?? environment["KVROUTE_KUBE_TOKEN_FILE"] ?? dir + "/token"
+        token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if base.hasPrefix("https:"), let ca = target.caFile ?? environment["KVROUTE_KUBE_CA_FILE"] ?? Optional(dir + "/ca.crt"),
+           FileManager.default.fileExists(atPath: ca) {
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.trustRoots = .file(ca)
+            tls = t
+        } else {
+            tls = nil
+        }
     }
 
-    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, contentType: String = "application/json") async throws -> [String: Any] {
+    /// One API call; non-2xx answers become a failure carrying the API server's message.
+    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, body: String? = nil,
+                            contentType: String = "application/json", as: T.Type) async throws -> T {
         var req = HTTPClientRequest(url: base + path)
         req.method = method
-        if let token { req.headers.add(name: "authorization", value: "Bearer \(token)") }
+        req.tlsConfiguration = tls
+        if let token, !token.isEmpty { req.headers.add(name: "authorization", value: "Bearer \(token)") }
         req.headers.add(name: "accept", value: "application/json")
         if let body {
             req.headers.add(name: "content-type", value: contentType)
             req.body = .bytes(ByteBuffer(string: body))
         }
+        logger.debug("kubernetes request", metadata: ["method": "\(method.rawValue)", "path": "\(path)"])
         let res: HTTPClientResponse
         let data: ByteBuffer
         do {
             res = try await client.execute(req, timeout: .seconds(30))
             data = try await res.body.collect(upTo: 32 << 20)
         } catch {
-            throw ValidationFailure(.metrics, "Kubernetes API \(base) unreachable: \(error)")
+            throw ValidationFailure(.metrics, "the Kubernetes API at \(base) is unreachable: \(ValidationFailure.describe(error))", cause: error)
         }
-        let json = (try? JSONSerialization.jsonObject(with: Data(data.readableBytesView))) as? [String: Any]
+        let bytes = Data(data.readableBytesView)
         guard (200..<300).contains(Int(res.status.code)) else {
-            let message = (json?["message"] as? String) ?? String(buffer: data).prefix(200).description
-            throw ValidationFailure(.metrics, "Kubernetes API \(method) \(path): HTTP \(res.status.code) \(message)")
+            let status = try? JSONDecoder().decode(KubernetesObjects.Status.self, from: bytes)
+            let why = status?.message ?? String(String(decoding: bytes, as: UTF8.self).prefix(200))
+            throw ValidationFailure(.metrics, "Kubernetes API \(method.rawValue) \(path) answered HTTP \(res.status.code): \(why)")
         }
-        guard let json else { throw ValidationFailure(.metrics, "Kubernetes API \(method) \(path): not JSON") }
-        return json
+        do {
+            return try JSONDecoder().decode(T.self, from: bytes)
+        } catch {
+            throw ValidationFailure(.metrics, "Kubernetes API \(method.rawValue) \(path) answered something that is not a \(T.self)", cause: error)
+        }
     }
 
-    /// Running, ready pods matching the selector, as engine targets.
+    var namespacePath: String { "/namespaces/\(Self.escape(target.namespace))" }
+
+    /// The pods matching the selector that can serve (running, ready, not being deleted).
+    func servingPods() async throws -> [KubernetesObjects.Pod] {
+        let list = try await call(.GET, "/api/v1\(namespacePath)/pods?labelSelector=\(Self.escape(target.selector))", as: KubernetesObjects.PodList.self)
+        return (list.items ?? []).filter(\.serving)
+    }
+
+    /// The serving pods as engine targets, sorted by address.
     func engines() async throws -> [EngineTarget] {
-        let selector = target.selector.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "=,&+"))) ?? target.selector
-        let list = try await request(.GET, "/api/v1/namespaces/\(target.namespace)/pods?labelSelector=\(selector)")
-        let items = (list["items"] as? [[String: Any]]) ?? []
-        var out: [EngineTarget] = []
-        for pod in items {
-            let meta = pod["metadata"] as? [String: Any] ?? [:]
-            let status = pod["status"] as? [String: Any] ?? [:]
-            guard (status["phase"] as? String) == "Running", let ip = status["podIP"] as? String else { continue }
-            if meta["deletionTimestamp"] != nil { continue }
-            let conditions = status["conditions"] as? [[String: Any]] ?? []
-            let ready = conditions.contains { ($0["type"] as? String) == "Ready" && ($0["status"] as? String) == "True" }
-            guard ready else { continue }
+        try await servingPods().compactMap { pod -> EngineTarget? in
+            guard let ip = pod.status?.podIP else { return nil }
             let port = target.metricsPort ?? Self.metricsPort(pod) ?? 8000
             let host = ip.contains(":") ? "[\(ip)]" : ip
-            out.append(EngineTarget(address: "\(host):\(port)", baseURL: "http://\(host):\(port)", name: meta["name"] as? String))
-        }
-        return out.sorted { $0.address < $1.address }
+            return EngineTarget(address: "\(host):\(port)", baseURL: "http://\(host):\(port)", name: pod.metadata?.name)
+        }.sorted { ($0.address, $0.label) < ($1.address, $1.label) }
     }
 
-    /// The container port named `http` or `metrics`, else the first declared port.
-    static func metricsPort(_ pod: [String: Any]) -> Int? {
-        let containers = ((pod["spec"] as? [String: Any])?["containers"] as? [[String: Any]]) ?? []
-        let ports = containers.flatMap { ($0["ports"] as? [[String: Any]]) ?? [] }
-        if let named = ports.first(where: { ["http", "metrics"].contains($0["name"] as? String ?? "") }) {
-            return named["containerPort"] as? Int
+    /// The pod's `prometheus.io/port` annotation, else its container port named `http` or
+    /// `metrics`, else its only declared port.
+    static func metricsPort(_ pod: KubernetesObjects.Pod) -> Int? {
+        if let a = pod.metadata?.annotations?["prometheus.io/port"], let p = Int(a) { return p }
+        let ports = (pod.spec?.containers ?? []).flatMap { $0.ports ?? [] }
+        if let named = ports.first(where: { ["http", "metrics"].contains($0.name ?? "") }) { return named.containerPort }
+        return ports.count == 1 ? ports[0].containerPort : nil
+    }
+
+    /// The Deployments that own the serving pods (pod → ReplicaSet → Deployment). When the
+    /// ReplicaSet cannot be read (a service account allowed only pods and deployments), its
+    /// name minus the `pod-template-hash` suffix is the Deployment's, as the controller names it.
+    func owningDeployments() async throws -> [String] {
+        var names: Set<String> = []
+        var replicaSets: Set<String> = []
+        for pod in try await servingPods() {
+            guard let rs = pod.metadata?.controller(kind: "ReplicaSet") else { continue }
+            replicaSets.insert(rs)
+            if let hash = pod.metadata?.labels?["pod-template-hash"], rs.hasSuffix("-" + hash) {
+                names.insert(String(rs.dropLast(hash.count + 1)))
+            }
         }
-        return ports.first?["containerPort"] as? Int
+        var found: Set<String> = []
+        for rs in replicaSets {
+            if let set = try? await call(.GET, "/apis/apps/v1\(namespacePath)/replicasets/\(Self.escape(rs))", as: KubernetesObjects.ReplicaSet.self),
+               let d = set.metadata?.controller(kind: "Deployment") {
+                found.insert(d)
+            }
+        }
+        return (found.isEmpty ? names : found).sorted()
     }
 
     /// `kubectl rollout restart deployment/NAME`, then waits until the rollout completes.
-    func restart(deployment: String, now: String, progress: (String) -> Void) async throws {
-        let patch = #"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"\#(now)"}}}}}"#
-        let path = "/apis/apps/v1/namespaces/\(target.namespace)/deployments/\(deployment)"
-        _ = try await request(.PATCH, path, body: patch, contentType: "application/strategic-merge-patch+json")
+    /// `progress` hears each change of the rollout's state, not every poll.
+    func restart(deployment: String, at now: Date, progress: (String) -> Void) async throws {
+        let stamp = ISO8601DateFormatter().string(from: now)
+        let patch = #"{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"\#(stamp)"}}}}}"#
+        let path = "/apis/apps/v1\(namespacePath)/deployments/\(Self.escape(deployment))"
+        let patched = try await call(.PATCH, path, body: patch, contentType: "application/strategic-merge-patch+json", as: KubernetesObjects.Deployment.self)
+        let generation = patched.metadata?.generation ?? 0
         let deadline = Date().addingTimeInterval(target.rolloutTimeoutSeconds)
-        while Date() < deadline {
-            let d = try await request(.GET, path)
-            let spec = d["spec"] as? [String: Any] ?? [:]
-            let status = d["status"] as? [String: Any] ?? [:]
-            let meta = d["metadata"] as? [String: Any] ?? [:]
-            let want = spec["replicas"] as? Int ?? 1
-            let updated = status["updatedReplicas"] as? Int ?? 0
-            let ready = status["readyReplicas"] as? Int ?? 0
-            let available = status["availableReplicas"] as? Int ?? 0
-            let total = status["replicas"] as? Int ?? 0
-            let observed = status["observedGeneration"] as? Int ?? 0
-            let generation = meta["generation"] as? Int ?? 0
-            progress("rollout: \(updated)/\(want) updated, \(ready) ready")
-            if observed >= generation && updated == want && ready == want && available == want && total == want { return }
-            try await Task.sleep(for: .milliseconds(500))
+        var last = ""
+        while true {
+            let d = try await call(.GET, path, as: KubernetesObjects.Deployment.self)
+            if d.progressLine != last {
+                last = d.progressLine
+                progress("rollout of \(deployment): \(last)")
+            }
+            if d.rolledOut(generation: generation) { return }
+            guard Date() < deadline else {
+                throw ValidationFailure(.metrics, "deployment \(deployment) did not finish rolling out within \(Int(target.rolloutTimeoutSeconds)) s (\(last))")
+            }
+            try await Task.sleep(for: .seconds(target.pollIntervalSeconds))
         }
-        throw ValidationFailure(.metrics, "deployment \(deployment) did not finish rolling out in \(Int(target.rolloutTimeoutSeconds)) s")
+    }
+
+    /// Percent-encodes a path segment or query value (a label selector has `=`, `,`, `!`, `/`).
+    static func escape(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
     }
 }

@@ -1,66 +1,110 @@
 import Foundation
 
-/// The outcome of a validation run, as printed and as written with `--json`.
+/// The outcome of a completed validation run: what `--json` writes and what
+/// `renderTable()` prints. Rates and stickiness are fractions 0...1; times are milliseconds.
+/// A figure that could not be measured is `nil` (JSON `null`), never a made-up 0.
+/// docs/VALIDATE.md describes every field.
 public struct ValidationReport: Sendable, Codable {
-    public struct Percentiles: Sendable, Codable {
+    /// Latency summary of the measured requests.
+    public struct Latency: Sendable, Codable {
         public var p50: Double?
         public var p90: Double?
         public var p99: Double?
+        /// Mean of the first three measured requests (in send order).
         public var first3: Double?
+        /// Mean of the last three measured requests.
         public var last3: Double?
     }
 
+    /// One engine's share of the measured loop.
     public struct Engine: Sendable, Codable {
+        /// `ip:port`.
         public var address: String
+        /// Pod name (Kubernetes), when known.
         public var name: String?
+        /// Δ `vllm:prefix_cache_queries_total` (prompt tokens looked up) over the loop.
         public var queryDelta: Double
+        /// Δ `vllm:prefix_cache_hits_total` (tokens found cached) over the loop.
         public var hitDelta: Double
+        /// hitDelta / queryDelta; nil when the engine saw no queries.
+        public var hitRate: Double?
+        /// Measured requests whose upstream header named this engine.
         public var requests: Int
-        enum CodingKeys: String, CodingKey {
-            case address, name, requests
-            case queryDelta = "query_delta", hitDelta = "hit_delta"
-        }
     }
 
+    /// One session's stickiness from the upstream header.
     public struct Session: Sendable, Codable {
         public var id: String
+        /// Measured requests that succeeded.
         public var requests: Int
-        public var stickiness: Double
+        public var errors: Int
+        /// The top upstream's share of the session's requests; nil without an upstream header.
+        public var stickiness: Double?
         public var topUpstream: String?
-        enum CodingKeys: String, CodingKey {
-            case id, requests, stickiness
-            case topUpstream = "top_upstream"
-        }
+    }
+
+    /// The settings the run used.
+    public struct Settings: Sendable, Codable {
+        public var host: String?
+        public var warmupCount: Int
+        public var requests: Int
+        public var sleepSeconds: Double
+        public var maxTokens: Int
+        public var sessionID: String
+        public var sessions: Int
+        public var distinctPrompts: Bool
+        public var promptCharacters: Int
+        public var reset: Bool
+        public var blockSize: Int
+        public var minHitRate: Double?
+        public var minStickiness: Double?
+        public var metricsURLs: [String]
+        public var prometheusURL: String?
+        public var namespace: String?
+        public var selector: String?
     }
 
     public var gatewayURL: String
     public var model: String
+    /// Δhits / Δqueries over the measured loop, summed over engines.
     public var deltaHitRate: Double?
+    /// hits / queries in total at the end (since the engines started or were restarted).
     public var overallHitRate: Double?
+    /// Σ cached_tokens / Σ prompt_tokens from the responses' `usage`, when the engines report it.
+    public var usageHitRate: Double?
+    /// Mean over sessions of the top upstream's share of the session's requests.
     public var stickinessHeader: Double?
+    /// The busiest engine's share of Δqueries.
     public var stickinessMetrics: Double?
+    /// Measured requests sent, and how many of them failed.
     public var requests: Int
     public var errors: Int
-    public var ttftMs: Percentiles
-    public var totalMs: Percentiles
+    public var ttftMs: Latency
+    public var totalMs: Latency
+    /// (first3 − last3) / first3 of TTFT: how much faster requests got once cached.
     public var ttftImprovement: Double?
     public var perEngine: [Engine]
     public var sessions: [Session]
-    public var metricsSource: String
+    /// `EXCELLENT` (≥ 80 %), `VERY GOOD` (≥ 60 %), `GOOD` (≥ 40 %), `POOR`, or `NO DATA`.
     public var grade: String
+    /// No failures: queries were seen, no request failed, every threshold was met.
     public var passed: Bool
     public var failures: [String]
     public var warnings: [String]
-    public var settings: [String: String]
+    /// Where the counters came from (`engines' /metrics`, `pods' /metrics`, `Prometheus URL`).
+    public var metricsSource: String
+    public var settings: Settings
 
     enum CodingKeys: String, CodingKey {
         case model, requests, errors, sessions, grade, passed, failures, warnings, settings
         case gatewayURL = "gateway_url", deltaHitRate = "delta_hit_rate", overallHitRate = "overall_hit_rate"
+        case usageHitRate = "usage_hit_rate"
         case stickinessHeader = "stickiness_header", stickinessMetrics = "stickiness_metrics"
         case ttftMs = "ttft_ms", totalMs = "total_ms", ttftImprovement = "ttft_improvement"
         case perEngine = "per_engine", metricsSource = "metrics_source"
     }
 
+    /// The grade of a delta hit rate, as the seed grades it.
     public static func grade(_ hitRate: Double?) -> String {
         guard let h = hitRate else { return "NO DATA" }
         switch h {
@@ -71,114 +115,118 @@ public struct ValidationReport: Sendable, Codable {
         }
     }
 
+    /// The JSON report: pretty-printed, keys sorted, unmeasured figures as `null`.
     public func json() throws -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try e.encode(self)
     }
 
+    /// `98.1%`, or `n/a` for an unmeasured figure.
     public static func pct(_ v: Double?) -> String { v.map { String(format: "%.1f%%", $0 * 100) } ?? "n/a" }
+    /// `123.4 ms`, or `n/a`.
     public static func ms(_ v: Double?) -> String { v.map { String(format: "%.1f ms", $0) } ?? "n/a" }
+}
 
-    /// The human report: aligned, plain text, readable in a terminal and a CI log.
-    public func renderTable() -> String {
-        var out: [String] = []
-        out.append("Results (\(metricsSource))")
-        let rows: [(String, String)] = [
-            ("Delta hit rate", Self.pct(deltaHitRate) + "  [\(grade)]"),
-            ("Overall hit rate", Self.pct(overallHitRate)),
-            ("Stickiness (x-upstream-host)", Self.pct(stickinessHeader)),
-            ("Stickiness (engine metrics)", Self.pct(stickinessMetrics)),
-            ("Requests / errors", "\(requests) / \(errors)"),
-            ("TTFT p50 / p90 / p99", "\(Self.ms(ttftMs.p50)) / \(Self.ms(ttftMs.p90)) / \(Self.ms(ttftMs.p99))"),
-            ("TTFT first 3 → last 3", "\(Self.ms(ttftMs.first3)) → \(Self.ms(ttftMs.last3))" + (ttftImprovement.map { $0 >= 0 ? String(format: "  (%.0f%% faster)", $0 * 100) : String(format: "  (%.0f%% slower)", -$0 * 100) } ?? "")),
-            ("Total time p50", Self.ms(totalMs.p50)),
-        ]
-        let w = rows.map { $0.0.count }.max() ?? 0
-        for (k, v) in rows { out.append("  " + k.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + v) }
-        if !perEngine.isEmpty {
-            out.append("  Per engine:")
-            let aw = perEngine.map { ($0.name ?? $0.address).count }.max() ?? 0
-            for e in perEngine {
-                let rate = e.queryDelta > 0 ? String(format: "%5.1f%%", 100 * e.hitDelta / e.queryDelta) : "    - "
-                out.append("    " + (e.name ?? e.address).padding(toLength: aw, withPad: " ", startingAt: 0)
-                           + String(format: "  Δqueries %8.0f  Δhits %8.0f  hit %@  requests %d", e.queryDelta, e.hitDelta, rate, e.requests))
-            }
-        }
-        if sessions.count > 1 {
-            out.append("  Per session:")
-            for s in sessions { out.append("    \(s.id)  \(s.requests) requests  stickiness \(Self.pct(s.stickiness))  on \(s.topUpstream ?? "?")") }
-        }
-        for w in warnings { out.append("  warning: \(w)") }
-        out.append(passed ? "PASS" : "FAIL: " + failures.joined(separator: "; "))
-        return out.joined(separator: "\n")
+// Encoders skip nil optionals; the report writes them as null so every documented field is
+// always present.
+extension ValidationReport {
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(gatewayURL, forKey: .gatewayURL)
+        try c.encode(model, forKey: .model)
+        try c.encode(deltaHitRate, forKey: .deltaHitRate)
+        try c.encode(overallHitRate, forKey: .overallHitRate)
+        try c.encode(usageHitRate, forKey: .usageHitRate)
+        try c.encode(stickinessHeader, forKey: .stickinessHeader)
+        try c.encode(stickinessMetrics, forKey: .stickinessMetrics)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(ttftMs, forKey: .ttftMs)
+        try c.encode(totalMs, forKey: .totalMs)
+        try c.encode(ttftImprovement, forKey: .ttftImprovement)
+        try c.encode(perEngine, forKey: .perEngine)
+        try c.encode(sessions, forKey: .sessions)
+        try c.encode(grade, forKey: .grade)
+        try c.encode(passed, forKey: .passed)
+        try c.encode(failures, forKey: .failures)
+        try c.encode(warnings, forKey: .warnings)
+        try c.encode(metricsSource, forKey: .metricsSource)
+        try c.encode(settings, forKey: .settings)
     }
 }
 
-extension ValidationReport {
-    /// Computes every figure from the counters before and after and the request samples.
-    static func build(settings: ValidationSettings, engines: [EngineTarget], before: Validator.Counters, after: Validator.Counters,
-                      samples: [ChatSample], source: String, warnings: [String]) -> ValidationReport {
-        let dq = after.queries - before.queries, dh = after.hits - before.hits
-        let delta: Double? = dq > 0 ? dh / dq : nil
-        let overall: Double? = after.queries > 0 ? after.hits / after.queries : nil
-        let ok = samples.filter { $0.error == nil }
-        var hosts: [String: Int] = [:]
-        for s in ok { if let u = s.upstream { hosts[u, default: 0] += 1 } }
-        var perEngine: [Engine] = []
-        var engineDeltas: [Double] = []
-        for e in engines {
-            let b = before.perEngine[e.address] ?? (0, 0), a = after.perEngine[e.address] ?? (0, 0)
-            let served = hosts[e.address] ?? hosts[e.name ?? "\u{0}"] ?? 0
-            perEngine.append(Engine(address: e.address, name: e.name, queryDelta: a.queries - b.queries, hitDelta: a.hits - b.hits, requests: served))
-            engineDeltas.append(a.queries - b.queries)
-        }
-        let totalDelta = engineDeltas.reduce(0, +)
-        let stickinessMetrics: Double? = totalDelta > 0 ? (engineDeltas.max() ?? 0) / totalDelta : nil
-        // Header stickiness: per session, the top upstream's share; averaged over sessions.
-        var sessionReports: [Session] = []
-        for id in settings.sessionIDs {
-            let mine = ok.filter { $0.session == id }
-            var counts: [String: Int] = [:]
-            for s in mine { counts[s.upstream ?? "?", default: 0] += 1 }
-            let top = counts.max { $0.value < $1.value }
-            sessionReports.append(Session(id: id, requests: mine.count, stickiness: mine.isEmpty ? 0 : Double(top?.value ?? 0) / Double(mine.count), topUpstream: top?.key))
-        }
-        let withHeader = ok.filter { $0.upstream != nil }
-        let stickinessHeader: Double? = withHeader.isEmpty ? nil : sessionReports.map(\.stickiness).reduce(0, +) / Double(sessionReports.count)
+extension ValidationReport.Latency {
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(p50, forKey: .p50)
+        try c.encode(p90, forKey: .p90)
+        try c.encode(p99, forKey: .p99)
+        try c.encode(first3, forKey: .first3)
+        try c.encode(last3, forKey: .last3)
+    }
+}
 
-        let ttfts = ok.compactMap { $0.ttft.map { $0 * 1000 } }
-        let ordered = samples.filter { $0.error == nil && $0.ttft != nil }.map { $0.ttft! * 1000 }
-        func mean(_ v: ArraySlice<Double>) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
-        let first3 = mean(ordered.prefix(3)), last3 = mean(ordered.suffix(3))
-        let sortedT = ttfts.sorted(), sortedTotal = ok.map { $0.total * 1000 }.sorted()
-        func p(_ v: [Double], _ q: Double) -> Double? {
-            v.isEmpty ? nil : v[min(v.count - 1, max(0, Int((q * Double(v.count)).rounded(.up)) - 1))]
-        }
-        var failures: [String] = []
-        if dq <= 0 { failures.append("no prefix-cache queries were seen during the measured loop") }
-        if let m = settings.minHitRate, (delta ?? 0) < m {
-            failures.append(String(format: "delta hit rate %@ is below the minimum %.1f%%", Self.pct(delta), m * 100))
-        }
-        if let m = settings.minStickiness {
-            let s = stickinessHeader ?? stickinessMetrics ?? 0
-            if s < m { failures.append(String(format: "stickiness %@ is below the minimum %.1f%%", Self.pct(s), m * 100)) }
-        }
-        let errors = samples.count - ok.count
-        if errors > 0 { failures.append("\(errors) request(s) failed: \(samples.first { $0.error != nil }?.error ?? "")") }
-        var settingsMap: [String: String] = [
-            "requests": "\(settings.requests)", "warmup_count": "\(settings.warmupCount)", "sleep_seconds": "\(settings.sleepSeconds)",
-            "max_tokens": "\(settings.maxTokens)", "sessions": "\(settings.sessions)", "session_id": settings.sessionID,
-            "reset": "\(settings.reset)", "block_size": "\(settings.blockSize)",
-        ]
-        if let h = settings.host { settingsMap["host"] = h }
-        return ValidationReport(
-            gatewayURL: settings.gatewayURL, model: settings.model, deltaHitRate: delta, overallHitRate: overall,
-            stickinessHeader: stickinessHeader, stickinessMetrics: stickinessMetrics, requests: samples.count, errors: errors,
-            ttftMs: Percentiles(p50: p(sortedT, 0.5), p90: p(sortedT, 0.9), p99: p(sortedT, 0.99), first3: first3, last3: last3),
-            totalMs: Percentiles(p50: p(sortedTotal, 0.5), p90: p(sortedTotal, 0.9), p99: p(sortedTotal, 0.99), first3: nil, last3: nil),
-            ttftImprovement: (first3 != nil && last3 != nil && first3! > 0) ? (first3! - last3!) / first3! : nil,
-            perEngine: perEngine, sessions: sessionReports, metricsSource: source, grade: grade(delta), passed: failures.isEmpty,
-            failures: failures, warnings: warnings, settings: settingsMap)
+extension ValidationReport.Engine {
+    enum CodingKeys: String, CodingKey {
+        case address, name, requests
+        case queryDelta = "query_delta", hitDelta = "hit_delta", hitRate = "hit_rate"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(address, forKey: .address)
+        try c.encode(name, forKey: .name)
+        try c.encode(queryDelta, forKey: .queryDelta)
+        try c.encode(hitDelta, forKey: .hitDelta)
+        try c.encode(hitRate, forKey: .hitRate)
+        try c.encode(requests, forKey: .requests)
+    }
+}
+
+extension ValidationReport.Session {
+    enum CodingKeys: String, CodingKey {
+        case id, requests, errors, stickiness
+        case topUpstream = "top_upstream"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(stickiness, forKey: .stickiness)
+        try c.encode(topUpstream, forKey: .topUpstream)
+    }
+}
+
+extension ValidationReport.Settings {
+    enum CodingKeys: String, CodingKey {
+        case host, requests, sessions, reset, selector, namespace
+        case warmupCount = "warmup_count", sleepSeconds = "sleep_seconds", maxTokens = "max_tokens"
+        case sessionID = "session_id", distinctPrompts = "distinct_prompts", promptCharacters = "prompt_characters"
+        case blockSize = "block_size", minHitRate = "min_hit_rate", minStickiness = "min_stickiness"
+        case metricsURLs = "metrics_urls", prometheusURL = "prometheus_url"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(host, forKey: .host)
+        try c.encode(warmupCount, forKey: .warmupCount)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(sleepSeconds, forKey: .sleepSeconds)
+        try c.encode(maxTokens, forKey: .maxTokens)
+        try c.encode(sessionID, forKey: .sessionID)
+        try c.encode(sessions, forKey: .sessions)
+        try c.encode(distinctPrompts, forKey: .distinctPrompts)
+        try c.encode(promptCharacters, forKey: .promptCharacters)
+        try c.encode(reset, forKey: .reset)
+        try c.encode(blockSize, forKey: .blockSize)
+        try c.encode(minHitRate, forKey: .minHitRate)
+        try c.encode(minStickiness, forKey: .minStickiness)
+        try c.encode(metricsURLs, forKey: .metricsURLs)
+        try c.encode(prometheusURL, forKey: .prometheusURL)
+        try c.encode(namespace, forKey: .namespace)
+        try c.encode(selector, forKey: .selector)
     }
 }

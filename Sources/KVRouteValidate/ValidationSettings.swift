@@ -1,42 +1,61 @@
-/// Everything `kvroute validate` takes: the seed's Tekton task parameters plus where to read
-/// engine metrics from.
+import Foundation
+
+/// Everything a validation run takes: the seed's Tekton task parameters (gateway, host,
+/// model, warm-up, prompt, requests, sleep, max tokens, session) plus where engine metrics
+/// come from and what counts as a pass.
+///
+/// A plain value with defaults in `init`, so the CLI, the demo and tests build one the same
+/// way; flag parsing lives beside it (`ValidationSettings+Parsing.swift`), not inside it.
 public struct ValidationSettings: Sendable {
+    /// Base URL of the OpenAI-compatible gateway (`http://host[:port]`).
     public var gatewayURL: String
-    /// Host header for the gateway (an Istio gateway routes on it).
+    /// Host header for the gateway: an Istio gateway routes on it.
     public var host: String?
     public var model: String
+    /// Requests per session before the baseline, so the first measured request can hit.
     public var warmupCount: Int
+    /// The long system prompt every request shares: what the prefix cache should keep.
     public var prompt: String
+    /// Measured requests per session.
     public var requests: Int
+    /// Pause between a session's measured requests, as the seed's ramp does.
     public var sleepSeconds: Double
     public var maxTokens: Int
+    /// The session id (`x-session-id` and `session-id` headers); with several sessions,
+    /// session k is `sessionID-k`.
     public var sessionID: String
-    /// Sessions run concurrently; session k uses `sessionID-k` (one session: `sessionID`).
+    /// Sessions run concurrently, each measured for stickiness on its own.
     public var sessions: Int
+    /// Prometheus base URL; when set, the prefix-cache totals come from its query API.
     public var prometheusURL: String?
+    /// Engines' base URLs or full `/metrics` URLs.
     public var metricsURLs: [String]
+    /// Engines as Kubernetes pods, found through the API server (instead of `metricsURLs`).
     public var kubernetes: KubernetesTarget?
+    /// Start from cold caches: `POST /reset_prefix_cache`, or a rollout restart in Kubernetes.
     public var reset: Bool
+    /// The KV block size the engines are expected to run with (the seed uses 16).
     public var blockSize: Int
+    /// Minimum delta hit rate (fraction 0...1) for a pass; nil = no threshold.
     public var minHitRate: Double?
+    /// Minimum stickiness (fraction 0...1) for a pass; nil = no threshold.
     public var minStickiness: Double?
-    /// How long to wait for Prometheus to catch up with the engines' counters.
-    public var prometheusSettleSeconds: Double
+    /// How long to wait for Prometheus to scrape what the engines show before reading it.
+    public var prometheusWaitSeconds: Double
     /// Give every session its own prompt (a per-session first line), as separate tenants
     /// would, instead of one shared prompt.
-    public var distinctPrompts = false
-
-    /// The system prompt a session sends.
-    public func prompt(for session: String) -> String {
-        distinctPrompts ? "Client account \(session).\n\n" + prompt : prompt
-    }
+    public var distinctPrompts: Bool
+    /// The user turn sent after the system prompt.
+    public var userMessage: String
 
     public init(
         gatewayURL: String, host: String? = nil, model: String = "meta-llama/Llama-3.2-3B-Instruct", warmupCount: Int = 1,
         prompt: String = ValidationSettings.consultantPrompt, requests: Int = 30, sleepSeconds: Double = 0.8, maxTokens: Int = 16,
-        sessionID: String = "cache-test-session", sessions: Int = 1, prometheusURL: String? = nil, metricsURLs: [String] = [],
-        kubernetes: KubernetesTarget? = nil, reset: Bool = false, blockSize: Int = 16, minHitRate: Double? = nil,
-        minStickiness: Double? = nil, prometheusSettleSeconds: Double = 30
+        sessionID: String = ValidationSettings.generatedSessionID(), sessions: Int = 1, prometheusURL: String? = nil,
+        metricsURLs: [String] = [], kubernetes: KubernetesTarget? = nil, reset: Bool = false, blockSize: Int = 16,
+        minHitRate: Double? = nil, minStickiness: Double? = nil, prometheusWaitSeconds: Double = 90,
+        distinctPrompts: Bool = false,
+        userMessage: String = "Our churn rose from 8% to 13% in a year. What are your top recommendations, and what would you do first?"
     ) {
         self.gatewayURL = gatewayURL
         self.host = host
@@ -55,7 +74,9 @@ public struct ValidationSettings: Sendable {
         self.blockSize = blockSize
         self.minHitRate = minHitRate
         self.minStickiness = minStickiness
-        self.prometheusSettleSeconds = prometheusSettleSeconds
+        self.prometheusWaitSeconds = prometheusWaitSeconds
+        self.distinctPrompts = distinctPrompts
+        self.userMessage = userMessage
     }
 
     /// Session ids, one per concurrent session.
@@ -63,49 +84,46 @@ public struct ValidationSettings: Sendable {
         sessions <= 1 ? [sessionID] : (0..<sessions).map { "\(sessionID)-\($0)" }
     }
 
-    /// A long, realistic system prompt (≈ 1,100 tokens) like the seed's consultant prompt:
-    /// long enough that prefix caching shows in the hit rate and in TTFT.
-    public static let consultantPrompt: String = {
-        let paragraphs = [
-            "You are a senior management consultant at a global advisory firm. Your clients are executives of mid-sized and large companies in manufacturing, retail, financial services, logistics and healthcare. They come to you with problems that matter to their business: falling margins, slow growth, failed digital programmes, supply chains under strain, and organisations that no longer execute what their leaders decide.",
-            "Work in a structured way. Start by restating the problem in one sentence and naming the decision the client must make. Then lay out the drivers of the problem as a tree that is mutually exclusive and collectively exhaustive, and say which branches the evidence supports. Separate facts from hypotheses, and say what data would confirm or reject each hypothesis.",
-            "When you recommend, be specific. Give at most three recommendations, each with an owner, a first step that can start next week, the expected impact with a range, the cost, and the main risk with its mitigation. Prefer options that can be piloted and measured over big-bang programmes. State what you would stop doing as clearly as what you would start.",
-            "Quantify wherever you can. Use simple, checkable arithmetic: revenue equals volume times price, margin equals price minus unit cost, working capital equals inventory plus receivables minus payables. Show ranges rather than false precision, and call out the assumptions that drive most of the result. If the data provided is inconsistent, say so and explain how you resolved it.",
-            "Think about people and change. Every plan fails when the middle of the organisation does not understand or believe it. Describe how the change will be communicated, which incentives must move, which capabilities must be built or hired, and how progress will be tracked with a small set of leading indicators reviewed every two weeks.",
-            "Be candid about trade-offs. Growth and cost reduction pull in different directions; speed and quality trade off; centralisation buys control at the price of local responsiveness. Name the trade-off the client faces, recommend a side, and explain what would make you change your mind.",
-            "Write for a busy executive. Lead with the answer, then the reasoning, then the detail. Use short paragraphs and plain words. Avoid jargon, buzzwords and filler. Never invent facts, client names or numbers; when you need a number you do not have, give a reasonable benchmark range and label it as an assumption.",
-            "Close every answer with the three questions you would ask the client next, ordered by how much their answers would change your recommendation, and with a one-line summary the chief executive could repeat to the board without notes.",
-        ]
-        return paragraphs.joined(separator: "\n\n") + "\n\n" + paragraphs.prefix(3).joined(separator: "\n\n")
-    }()
-}
+    /// The system prompt a session sends.
+    public func prompt(for session: String) -> String {
+        distinctPrompts ? "Client account \(session).\n\n" + prompt : prompt
+    }
 
-/// Engines found as Kubernetes pods through the API server.
-public struct KubernetesTarget: Sendable {
-    public var namespace: String
-    public var selector: String
-    /// API server base URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT).
-    public var apiServer: String?
-    public var tokenFile: String
-    public var caFile: String?
-    /// Port of the engines' /metrics; nil = the pod's container port named http or metrics,
-    /// else its first container port, else 8000.
-    public var metricsPort: Int?
-    /// Deployment to restart for `--reset` (nil: reset caches over HTTP instead).
-    public var restartDeployment: String?
-    public var rolloutTimeoutSeconds: Double
+    /// A fresh session id per run, so a rerun never rides on a previous run's affinity.
+    public static func generatedSessionID() -> String {
+        "kvroute-validate-\(Int(Date().timeIntervalSince1970))-\(String(UInt16.random(in: .min ... .max), radix: 16))"
+    }
 
-    public init(namespace: String, selector: String = "llm-d.ai/role=decode", apiServer: String? = nil,
-                tokenFile: String = "/var/run/secrets/kubernetes.io/serviceaccount/token",
-                caFile: String? = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", metricsPort: Int? = nil,
-                restartDeployment: String? = nil, rolloutTimeoutSeconds: Double = 600) {
-        self.namespace = namespace
-        self.selector = selector
-        self.apiServer = apiServer
-        self.tokenFile = tokenFile
-        self.caFile = caFile
-        self.metricsPort = metricsPort
-        self.restartDeployment = restartDeployment
-        self.rolloutTimeoutSeconds = rolloutTimeoutSeconds
+    /// Rejects settings a run cannot start with, as a usage failure (exit 2).
+    public func check() throws {
+        func bad(_ m: String) -> ValidationFailure { ValidationFailure(.usage, m) }
+        guard let url = URL(string: gatewayURL), url.host != nil, url.scheme == "http" || url.scheme == "https" else {
+            throw bad("--gateway-url \(gatewayURL.isEmpty ? "is missing" : "\(gatewayURL) is not an http(s) URL")")
+        }
+        if let p = prometheusURL {
+            guard let u = URL(string: p), u.host != nil, u.scheme == "http" || u.scheme == "https" else {
+                throw bad("--prometheus-url \(p) is not an http(s) URL")
+            }
+        }
+        guard requests >= 1 else { throw bad("--requests must be at least 1") }
+        guard warmupCount >= 0 else { throw bad("--warmup-count must not be negative") }
+        guard sleepSeconds >= 0, sleepSeconds.isFinite else { throw bad("--sleep-seconds must not be negative") }
+        guard maxTokens >= 1 else { throw bad("--max-tokens must be at least 1") }
+        guard sessions >= 1 else { throw bad("--sessions must be at least 1") }
+        guard blockSize >= 1 else { throw bad("--block-size must be at least 1") }
+        guard !model.isEmpty else { throw bad("--model must not be empty") }
+        guard !sessionID.isEmpty else { throw bad("--session-id must not be empty") }
+        guard !prompt.isEmpty else { throw bad("--prompt must not be empty") }
+        for (name, v) in [("--min-hit-rate", minHitRate), ("--min-stickiness", minStickiness)] {
+            if let v, !(0...1).contains(v) { throw bad("\(name) must be a fraction 0...1 or a percentage 0...100") }
+        }
+        if let k = kubernetes {
+            guard metricsURLs.isEmpty else { throw bad("pass either --metrics-urls or --namespace, not both") }
+            guard !k.namespace.isEmpty else { throw bad("--namespace must not be empty") }
+            if let port = k.metricsPort, !(1...65535).contains(port) { throw bad("--metrics-port must be 1...65535") }
+        }
+        if kubernetes == nil && metricsURLs.isEmpty && prometheusURL == nil {
+            throw bad("no engine metrics: pass --metrics-urls, --namespace (Kubernetes) or --prometheus-url")
+        }
     }
 }

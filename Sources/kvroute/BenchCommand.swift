@@ -64,7 +64,10 @@ struct BenchCommand: AsyncParsableCommand {
             guard let path = arg else { throw ValidationError("trace needs a file: --workload trace:FILE") }
             do {
                 let w = try TraceWorkload(path: path, speedup: speedup, maxRequests: maxRequests)
-                return (w, 8_192)
+                // The trace's distinct 512-token blocks, in KV blocks of 16: more than one
+                // engine holds, about two thirds of what the cluster holds.
+                let distinct = Set(w.entries.flatMap(\.hashIDs)).count * (w.blockTokens / 16)
+                return (w, max(2_048, distinct * 3 / (2 * engines)))
             } catch let e as KVRouteError { throw ValidationError(e.message) }
         default:
             throw ValidationError("unknown workload \"\(workload)\" (ramp, shared-prefix, multi-turn, trace:FILE)")
