@@ -11,8 +11,8 @@ venv=.tools/venv
 "$venv/bin/python" -c 'import sglang_router' 2>/dev/null || "$venv/bin/python" -m pip install --quiet sglang-router
 router="$venv/bin/sglang-router"
 [ -x "$router" ] || router="$venv/bin/python -m sglang_router.launch_router"
-swift build -c release --product kvroute >/dev/null
-bin=.build/release/kvroute
+if [ -z "${KVROUTE_BIN:-}" ]; then swift build -c release --product kvroute >/dev/null; fi
+bin=${KVROUTE_BIN:-.build/release/kvroute}
 base=$((20000 + RANDOM % 20000)); gw=$((base + 10)); sg=$((base + 11))
 engines="http://127.0.0.1:$base,http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2))"
 pids=()

@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 2; }
-swift build -c release --product kvroute >/dev/null
+if [ -z "${KVROUTE_BIN:-}" ]; then swift build -c release --product kvroute >/dev/null; fi
 base=$((20000 + RANDOM % 20000)); gw=$((base + 10))
-bin=.build/release/kvroute
+bin=${KVROUTE_BIN:-.build/release/kvroute}
 $bin sim --engines 3 --port "$base" --time-scale 0 --log-level error & sim=$!
 $bin gateway --port "$gw" --endpoints "http://127.0.0.1:$base,http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2))" --log-level error & gwpid=$!
 trap 'kill $sim $gwpid 2>/dev/null' EXIT
