@@ -57,32 +57,77 @@ public final class PrefixCacheScorer: EndpointScorer {
     private var cacheKey: String { "\(blockBytes)/\(maxBlocks)" }
 
     /// The chain of block hashes of the request's prompt text, computed once per request.
+    /// The text is streamed through a block buffer without being assembled, and hashing
+    /// stops at `maxBlocks`, so a 128k-token prompt costs no more than its first blocks.
     func blockHashes(context: inout SchedulingContext) -> [UInt64] {
         if let h = context.prefixHashes[cacheKey] { return h }
-        var text = PromptText.render(context.request.prompt)
-        text.makeContiguousUTF8()
-        let seed = StableHash.hash(context.request.model)
-        let hashes: [UInt64] = text.utf8.withContiguousStorageIfAvailable { buf in
-            let raw = UnsafeRawBufferPointer(buf)
-            let full = min(raw.count / blockBytes, maxBlocks)
-            var out: [UInt64] = []
-            out.reserveCapacity(full)
-            var parent = seed
-            for i in 0..<full {
-                let chunk = UnsafeRawBufferPointer(rebasing: raw[(i * blockBytes)..<((i + 1) * blockBytes)])
-                parent = StableHash.finalize(StableHash.fnv(chunk, seed: parent))
-                out.append(parent)
+        var chunker = BlockChunker(blockBytes: blockBytes, maxBlocks: maxBlocks, seed: StableHash.hash(context.request.model))
+        PromptText.stream(context.request.prompt) { chunker.feed($0) }
+        context.prefixHashes[cacheKey] = chunker.hashes
+        return chunker.hashes
+    }
+}
+
+/// Cuts a byte stream into fixed-size blocks and chains their hashes.
+struct BlockChunker {
+    let blockBytes: Int
+    let maxBlocks: Int
+    var parent: UInt64
+    var current: UInt64
+    var filled = 0
+    var hashes: [UInt64] = []
+
+    init(blockBytes: Int, maxBlocks: Int, seed: UInt64) {
+        self.blockBytes = blockBytes
+        self.maxBlocks = maxBlocks
+        self.parent = seed
+        self.current = seed
+    }
+
+    var done: Bool { hashes.count >= maxBlocks }
+
+    /// Feeds bytes; returns false once enough blocks are hashed.
+    @discardableResult
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < bytes.count {
+            if done { return false }
+            let take = min(blockBytes - filled, bytes.count - i)
+            current = StableHash.fnv(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]), seed: current)
+            filled += take
+            i += take
+            if filled == blockBytes {
+                parent = StableHash.finalize(current)
+                hashes.append(parent)
+                current = parent
+                filled = 0
             }
-            return out
-        } ?? []
-        context.prefixHashes[cacheKey] = hashes
-        return hashes
+        }
+        return !done
     }
 }
 
 /// The text prefix matching runs over: completions' prompt, or chat messages rendered as
 /// `role\ncontent\n` in order, so shared system prompts and growing histories share a prefix.
 public enum PromptText {
+    /// Passes the rendered text's bytes in pieces, without assembling it; stops when `sink`
+    /// returns false.
+    public static func stream(_ prompt: PromptContent, _ sink: (UnsafeRawBufferPointer) -> Bool) {
+        func emit(_ s: String) -> Bool {
+            var s = s
+            s.makeContiguousUTF8()
+            return s.utf8.withContiguousStorageIfAvailable { sink(UnsafeRawBufferPointer($0)) } ?? true
+        }
+        switch prompt {
+        case .text(let s): _ = emit(s)
+        case .none: break
+        case .messages(let msgs):
+            for m in msgs {
+                guard emit(m.role), emit("\n"), emit(m.content), emit("\n") else { return }
+            }
+        }
+    }
+
     public static func render(_ prompt: PromptContent) -> String {
         switch prompt {
         case .text(let s): return s

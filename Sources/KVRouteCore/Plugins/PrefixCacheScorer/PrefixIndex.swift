@@ -3,8 +3,10 @@
 /// holding it, so a lookup walks the prompt's chain once for all candidates.
 struct PrefixIndex: Sendable {
     let capacityPerEndpoint: Int
-    private var holders: [UInt64: [EndpointAddress]] = [:]
-    private var lru: [EndpointAddress: LRUSet] = [:]
+    /// Endpoints get small integer ids so the hot loops compare integers, not addresses.
+    private var ids: [EndpointAddress: Int32] = [:]
+    private var holders: [UInt64: [Int32]] = [:]
+    private var lru: [Int32: LRUSet] = [:]
     private(set) var lookedUp = 0
     private(set) var matched = 0
 
@@ -15,47 +17,57 @@ struct PrefixIndex: Sendable {
     var size: Int { lru.values.reduce(0) { $0 + $1.count } }
     var hitRatio: Double { lookedUp == 0 ? 0 : Double(matched) / Double(lookedUp) }
 
+    private mutating func id(_ e: EndpointAddress) -> Int32 {
+        if let i = ids[e] { return i }
+        let i = Int32(ids.count)
+        ids[e] = i
+        return i
+    }
+
     /// Leading blocks of `hashes` each candidate holds.
     mutating func match(_ hashes: [UInt64], candidates: [EndpointAddress]) -> [EndpointAddress: Int] {
-        var result: [EndpointAddress: Int] = [:]
-        var alive = Set(candidates)
-        for (i, h) in hashes.enumerated() {
-            guard let owners = holders[h] else { break }
-            var next = Set<EndpointAddress>()
-            for o in owners where alive.contains(o) {
-                next.insert(o)
-                result[o] = i + 1
-            }
-            alive = next
-            if alive.isEmpty { break }
-        }
         lookedUp += hashes.count
-        matched += result.values.max() ?? 0
+        let candidateIDs = candidates.map { ids[$0] ?? -1 }
+        var alive = candidateIDs.filter { $0 >= 0 }
+        var depth = [Int32: Int]()
+        var i = 0
+        while !alive.isEmpty && i < hashes.count {
+            guard let owners = holders[hashes[i]] else { break }
+            alive.removeAll { !owners.contains($0) }
+            for a in alive { depth[a] = i + 1 }
+            i += 1
+        }
+        var result: [EndpointAddress: Int] = [:]
+        for (k, c) in candidates.enumerated() where candidateIDs[k] >= 0 {
+            if let d = depth[candidateIDs[k]] { result[c] = d }
+        }
+        matched += depth.values.max() ?? 0
         return result
     }
 
     /// Records that `endpoint` now holds these blocks (most recently used).
     mutating func insert(_ hashes: [UInt64], endpoint: EndpointAddress) {
-        var set = lru[endpoint] ?? LRUSet(capacity: capacityPerEndpoint)
+        let e = id(endpoint)
+        var set = lru.removeValue(forKey: e) ?? LRUSet(capacity: capacityPerEndpoint)
         for h in hashes {
             if set.touch(h) {
-                holders[h, default: []].append(endpoint)
+                holders[h, default: []].append(e)
             }
             while set.count > capacityPerEndpoint, let evicted = set.evictOldest() {
-                drop(evicted, from: endpoint)
+                drop(evicted, from: e)
             }
         }
-        lru[endpoint] = set
+        lru[e] = set
     }
 
     mutating func forget(_ endpoint: EndpointAddress) {
-        guard let set = lru.removeValue(forKey: endpoint) else { return }
-        for h in set.members { drop(h, from: endpoint) }
+        guard let e = ids[endpoint], let set = lru.removeValue(forKey: e) else { return }
+        for h in set.members { drop(h, from: e) }
     }
 
-    private mutating func drop(_ h: UInt64, from endpoint: EndpointAddress) {
+    private mutating func drop(_ h: UInt64, from e: Int32) {
         guard var owners = holders[h] else { return }
-        owners.removeAll { $0 == endpoint }
+        owners.removeAll { $0 == e }
         holders[h] = owners.isEmpty ? nil : owners
     }
 }
