@@ -15,7 +15,10 @@ public enum PluginRegistry {
         "session-affinity-scorer": { n, _ in .scorer(SessionAffinityScorer(name: n)) },
         "saturation-scorer": { n, p in
             let t = try p.int("threshold", default: 0, min: 0)
-            return .scorer(SaturationScorer(name: n, threshold: t == 0 ? nil : t))
+            p.ignore("relative")
+            let relative: Bool = if case .bool(let b)? = p.values["relative"] { b } else { false }
+            let kv = try p.double("kvThreshold", default: 0.5)
+            return .scorer(SaturationScorer(name: n, threshold: t == 0 ? nil : t, relative: relative, kvThreshold: kv >= 1 ? nil : kv))
         },
         "decode-filter": { n, _ in .filter(LabelFilter(type: "decode-filter", name: n, label: LabelFilter.roleLabel, values: ["decode", "both"], allowsNoLabel: true)) },
         "prefill-filter": { n, _ in .filter(LabelFilter(type: "prefill-filter", name: n, label: LabelFilter.roleLabel, values: ["prefill"], allowsNoLabel: false)) },

@@ -32,7 +32,8 @@ struct ChatProbe: Sendable {
             return "GET /v1/models did not answer an OpenAI model list"
         }
         let ids = models.data.map(\.id)
-        return ids.contains(settings.model) ? nil : "the gateway lists the models \(ids.joined(separator: ", ")), not \(settings.model)"
+        if ids.contains(settings.model) { return nil }
+        return ids.isEmpty ? "GET /v1/models lists no models" : "the gateway lists the models \(ids.joined(separator: ", ")), not \(settings.model)"
     }
 
     /// The chat body: the long shared system prompt and a fixed user turn, temperature 0.

@@ -37,7 +37,7 @@ public final class ConsoleOutput: ValidationOutput {
             let finished = done >= total
             barShown.withLock { shown in
                 print("\r\u{1B}[K    \(label) [\(bar)] \(done)/\(total)", terminator: finished ? "\n" : "")
-                fflush(stdout)
+                fflush(nil)
                 shown = !finished
             }
         } else if done == total || (total >= 10 && done % max(1, total / 10) == 0) {
@@ -50,7 +50,7 @@ public final class ConsoleOutput: ValidationOutput {
             if shown { print("\r\u{1B}[K", terminator: "") }
             shown = false
             print(line)
-            fflush(stdout)
+            fflush(nil)
         }
     }
 

@@ -148,7 +148,8 @@ struct KubernetesClient: Sendable {
                 last = d.progressLine
                 progress("rollout of \(deployment): \(last)")
             }
-            if d.rolledOut(generation: generation) { return }
+            // The generation the controller must observe: the patched one, or a later one.
+            if d.rolledOut(generation: max(generation, d.metadata?.generation ?? 0)) { return }
             guard Date() < deadline else {
                 throw ValidationFailure(.metrics, "deployment \(deployment) did not finish rolling out within \(Int(target.rolloutTimeoutSeconds)) s (\(last))")
             }

@@ -50,7 +50,7 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
 extension ValidationFailure {
     /// A short, one-line text for a transport error: connection refused and timeouts by
     /// name, anything else cut to a readable length.
-    static func describe(_ error: any Error) -> String {
+    package static func describe(_ error: any Error) -> String {
         let text = String(describing: error)
         let lower = text.lowercased()
         if lower.contains("connection refused") || lower.contains("connectionrefused") || lower.contains("econnrefused") {

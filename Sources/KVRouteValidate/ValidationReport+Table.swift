@@ -10,7 +10,8 @@ extension ValidationReport {
         var out = ["Results (\(requests) requests through \(gatewayURL), counters from \(metricsSource))"]
 
         let improvement = ttftImprovement.map {
-            $0 >= 0 ? String(format: " (%.0f%% faster)", $0 * 100) : String(format: " (%.0f%% slower)", -$0 * 100)
+            abs($0) < 0.005 ? " (no change)"
+                : $0 > 0 ? String(format: " (%.0f%% faster)", $0 * 100) : String(format: " (%.0f%% slower)", -$0 * 100)
         } ?? ""
         let rows: [(String, String)] = [
             ("Delta hit rate", Self.pct(deltaHitRate) + "  " + paint(grade, "1;" + gradeColor)),
@@ -28,10 +29,13 @@ extension ValidationReport {
 
         if !perEngine.isEmpty {
             out.append("")
-            let table = [["engine", "address", "Δqueries", "Δhits", "hit rate", "requests"]] + perEngine.map {
-                [$0.name ?? "-", $0.address, Self.count($0.queryDelta), Self.count($0.hitDelta), Self.pct($0.hitRate), "\($0.requests)"]
+            // The pod-name column only when the engines are pods.
+            let named = perEngine.contains { $0.name != nil }
+            let table = [(named ? ["engine"] : []) + ["address", "Δqueries", "Δhits", "hit rate", "requests"]] + perEngine.map {
+                (named ? [$0.name ?? "-"] : [])
+                    + [$0.address, Self.count($0.queryDelta), Self.count($0.hitDelta), Self.pct($0.hitRate), "\($0.requests)"]
             }
-            out += Self.columns(table, rightAligned: [2, 3, 4, 5])
+            out += Self.columns(table, rightAligned: named ? [2, 3, 4, 5] : [1, 2, 3, 4])
         }
         if sessions.count > 1 {
             out.append("")

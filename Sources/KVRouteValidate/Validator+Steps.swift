@@ -116,7 +116,7 @@ extension Validator {
     /// the run here with the gateway's own message.
     func checkGateway(_ chat: ChatProbe, _ warnings: inout [String]) async throws {
         func warn(_ w: String) { warnings.append(w); output.warning(w) }
-        output.step("gateway: \(settings.gatewayURL)\(settings.host.map { " (Host: \($0))" } ?? ""): GET /v1/models, one chat completion")
+        output.step("gateway: \(settings.gatewayURL)\(settings.host.map { " (Host: \($0))" } ?? ""): GET /v1/models, then one chat completion")
         if let problem = try await chat.models() { warn(problem) }
         let probe = await chat.send(session: settings.sessionIDs[0], short: true)
         if let e = probe.error {
