@@ -62,7 +62,7 @@ public struct BenchReport: Sendable, Codable {
             lines.append(row.enumerated().map { c, v in c == 0 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v }.joined(separator: "  "))
             if i == 0 { lines.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
         }
-        lines.append(String(format: "simulated in %.1f s of wall time", wallSeconds))
+        lines.append(String(format: mode == "live" ? "ran in %.1f s" : "simulated in %.1f s of wall time", wallSeconds))
         return lines.joined(separator: "\n")
     }
 
