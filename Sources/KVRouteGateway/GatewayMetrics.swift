@@ -32,7 +32,7 @@ public final class GatewayMetrics: Sendable {
         knownModels.withLock { $0.isEmpty || $0.contains(m) } ? m : "other"
     }
 
-    func requestCompleted(model: String, endpoint: EndpointAddress?, seconds: Double, errorCode: String?) {
+    public func requestCompleted(model: String, endpoint: EndpointAddress?, seconds: Double, errorCode: String?) {
         let m = modelLabel(model)
         let labels = [("model_name", m), ("target_model_name", m)]
         registry.makeCounter(name: "inference_objective_request_total", labels: labels, help: "Counter of inference objective requests broken out for each model and target model.").increment()
@@ -45,7 +45,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    func decided(_ d: RoutingDecision) {
+    public func decided(_ d: RoutingDecision) {
         schedulerDuration.record(d.decisionSeconds)
         if let reason = d.fallbackReason {
             let label = reason.hasPrefix("picker-error") ? "picker-error" : reason
@@ -57,7 +57,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    func updatePool(ready: Int, scheduler: Scheduler?) {
+    public func updatePool(ready: Int, scheduler: Scheduler?) {
         readyPods.set(to: Double(ready))
         if let scheduler {
             indexerSize.set(to: Double(scheduler.prefixIndexSize))
@@ -66,4 +66,9 @@ public final class GatewayMetrics: Sendable {
     }
 
     public func render() -> [UInt8] { registry.emitToBuffer() }
+
+    /// One ext_proc stream opened, by the request body mode Envoy announced.
+    public func eppStream(mode: some CustomStringConvertible) {
+        registry.makeCounter(name: "kvroute_epp_streams_total", labels: [("mode", mode.description)], help: "ext_proc streams by request body mode.").increment()
+    }
 }

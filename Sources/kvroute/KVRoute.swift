@@ -6,7 +6,7 @@ struct KVRoute: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvroute",
         abstract: "A KV-cache-aware router for LLM inference, with a vLLM-compatible engine simulator.",
-        subcommands: [DemoCommand.self, SimCommand.self, GatewayCommand.self, ValidateCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, SimCommand.self, GatewayCommand.self, EPPCommand.self, ValidateCommand.self, BenchCommand.self]
     )
 }
 

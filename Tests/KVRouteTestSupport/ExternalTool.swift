@@ -36,9 +36,12 @@ public enum ExternalTool {
 
     /// Python with the `openai` package importable.
     public static let pythonWithOpenAI: String? = {
-        for name in ["python3", "python"] {
-            guard let py = find(name) else { continue }
-            if let r = try? run(py, ["-c", "import openai"], timeout: 60), r.status == 0 { return py }
+        for dir in searchPath {
+            for name in ["python3", "python"] {
+                let py = (dir as NSString).appendingPathComponent(name)
+                guard FileManager.default.isExecutableFile(atPath: py) else { continue }
+                if let r = try? run(py, ["-c", "import openai"], timeout: 60), r.status == 0 { return py }
+            }
         }
         return nil
     }()

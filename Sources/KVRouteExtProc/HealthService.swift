@@ -1,0 +1,19 @@
+import GRPCCore
+import KVRouteDataLayer
+import KVRouteProto
+
+/// gRPC health for Envoy and Kubernetes probes: SERVING for the ext_proc service name,
+/// `liveness`, `readiness` and `""` once endpoints are known (liveness always).
+public struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
+    let pool: EndpointPool
+    static let services: Set<String> = ["", "envoy.service.ext_proc.v3.ExternalProcessor", "liveness", "readiness"]
+
+    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
+        guard Self.services.contains(request.service) else {
+            throw RPCError(code: .notFound, message: "unknown service \"\(request.service)\"")
+        }
+        var r = Grpc_Health_V1_HealthCheckResponse()
+        r.status = request.service == "liveness" || !pool.members.isEmpty ? .serving : .notServing
+        return r
+    }
+}
