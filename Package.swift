@@ -119,14 +119,15 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-            ],
-            exclude: []
+            ]
         ),
         // The Envoy ext_proc endpoint picker over the same core and data layer.
         .target(
             name: "KVRouteExtProc",
             dependencies: [
                 "KVRouteCore", "KVRouteDataLayer", "KVRouteGateway", "KVRouteProto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -237,6 +238,20 @@ let package = Package(
             name: "KVRouteExtProcTests",
             dependencies: [
                 "KVRouteExtProc", "KVRouteProto", "KVRouteCore", "KVRouteGateway", "KVRouteTestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // deploy/ checked offline: kustomize, schemas, promtool, a real Prometheus against
+        // sim engines and a picker, and the picker's flags as the manifests use them.
+        .testTarget(
+            name: "KVRouteDeployTests",
+            dependencies: [
+                "KVRouteExtProc", "KVRouteSimServer", "KVRouteEngineSim", "KVRouteCore", "KVRouteTestSupport", "KVRouteProto",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],

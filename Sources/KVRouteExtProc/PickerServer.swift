@@ -1,10 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Hummingbird
 import KVRouteCore
 import KVRouteDataLayer
-import KVRouteGateway
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -22,17 +22,20 @@ public final class PickerServer: Sendable {
         public var certificatePath: String?
         public var keyPath: String?
         public var scrapeInterval: Duration = .milliseconds(50)
+        public var probeInterval: Duration = .milliseconds(250)
+        public var discoveryInterval: Duration = .seconds(5)
         public var seed: UInt64?
+        public var options = ExtProcService.Options()
         public init() {}
     }
 
     public let configuration: Configuration
     public let pool = EndpointPool()
-    public let metrics = GatewayMetrics(poolName: "kvroute")
+    public let metrics = EPPMetrics(poolName: "kvroute")
     let discovery: EndpointDiscovery
     let scraper: MetricsScraper
     let prober: HealthProber
-    let client: HTTPClientServiceClient
+    let client: HTTPClient
     let service: ExtProcService
     let logger: Logger
 
@@ -43,15 +46,15 @@ public final class PickerServer: Sendable {
         guard !specs.isEmpty else {
             throw KVRouteError(code: .invalidConfiguration, message: "no endpoints given (use --endpoints http://host:port,...)")
         }
-        client = HTTPClientServiceClient()
-        discovery = EndpointDiscovery(specs: specs, pool: pool, logger: logger)
-        scraper = MetricsScraper(pool: pool, client: client.client, interval: configuration.scrapeInterval, logger: logger)
-        prober = HealthProber(pool: pool, client: client.client, logger: logger)
+        client = HTTPClientService.makeClient()
+        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger)
+        scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
+        prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
         service = ExtProcService(
             pool: pool,
             picker: try RoutingPolicy(mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
             ring: try RoutingPolicy(mode: .consistentHash, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
-            metrics: metrics, logger: logger)
+            metrics: metrics, logger: logger, options: configuration.options)
     }
 
     public func warmUp() async {
@@ -59,6 +62,12 @@ public final class PickerServer: Sendable {
         async let s: Void = scraper.scrapeOnce()
         async let p: Void = prober.probeOnce()
         _ = await (s, p)
+        refreshPoolMetrics()
+    }
+
+    func refreshPoolMetrics() {
+        metrics.updatePool(ready: pool.healthyCount, scheduler: service.picker.scheduler)
+        metrics.setKnownModels(Set(pool.members.flatMap { $0.metrics?.modelNames ?? [] }))
     }
 
     func security() throws -> HTTP2ServerTransport.Posix.TransportSecurity {
@@ -76,11 +85,12 @@ public final class PickerServer: Sendable {
             services: [HealthService(pool: pool)])
         let router = Router()
         router.get("/metrics") { _, _ in
-            self.metrics.updatePool(ready: self.pool.healthyCount, scheduler: self.service.picker.scheduler)
+            self.refreshPoolMetrics()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
         }
         let metricsApp = Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.metricsPort)), logger: logger)
-        return [client, discovery, scraper, prober, metricsApp, GRPCServerService(server: health), GRPCServerService(server: extProc)]
+        return [HTTPClientService(client: client), discovery, scraper, prober, PoolMetricsRefresher(server: self), metricsApp,
+                GRPCServerService(server: health), GRPCServerService(server: extProc)]
     }
 }
 
@@ -96,8 +106,13 @@ struct GRPCServerService: Service {
     }
 }
 
-/// The HTTP client for scrapes and probes, shut down last.
-struct HTTPClientServiceClient: Service {
-    let client = HTTPClientService.makeClient()
-    func run() async throws { try await HTTPClientService(client: client).run() }
+/// Keeps pool gauges and the known model names (which bound the `model_name` label) current.
+struct PoolMetricsRefresher: Service {
+    let server: PickerServer
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            server.refreshPoolMetrics()
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
 }

@@ -8,20 +8,28 @@ import ServiceLifecycle
 struct EPPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "epp",
-        abstract: "Serve an Envoy ext_proc endpoint picker (Gateway API Inference Extension / llm-d compatible).",
-        discussion: "Envoy calls Process on --grpc-port; health is grpc.health.v1 on --health-port; Prometheus metrics on --metrics-port."
+        abstract: "Serve an Envoy ext_proc endpoint picker (Gateway API Inference Extension / llm-d protocol).",
+        discussion: """
+        Envoy calls envoy.service.ext_proc.v3.ExternalProcessor/Process on --grpc-port; gRPC health \
+        (grpc.health.v1) answers on --health-port; Prometheus metrics on --metrics-port. \
+        deploy/envoy/ holds Envoy configurations for it; the README and docs/architecture.md describe both.
+        """
     )
 
     @Option(help: "ext_proc gRPC port.") var grpcPort = 9002
     @Option(help: "gRPC health port.") var healthPort = 9003
     @Option(help: "Prometheus metrics port.") var metricsPort = 9090
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
-    @Option(help: "Engine base URLs, comma-separated (DNS names are re-resolved).") var endpoints: [String] = []
-    @Option(help: "An llm-d EndpointPickerConfig YAML file (default: kvroute's profile).") var config: String?
+    @Option(help: "Engine base URLs, comma-separated (http://host:port; DNS names are re-resolved).") var endpoints: [String] = []
+    @Option(help: "An llm-d EndpointPickerConfig YAML file (default: kvroute's own profile).") var config: String?
     @Option(help: "TLS certificate chain (PEM) for the ext_proc port; plaintext without it.") var cert: String?
-    @Option(help: "TLS private key (PEM).") var key: String?
+    @Option(help: "TLS private key (PEM) for the ext_proc port.") var key: String?
+    @Option(help: "Endpoints one decision names (primary, then fallbacks in the envoy.lb metadata).") var maxAttempts = 3
+    @Flag(help: "List the fallbacks in the x-gateway-destination-endpoint header too (Envoy's ORIGINAL_DST cluster takes only one address).") var fallbacksInHeader = false
     @Option(help: "Metrics scrape interval, ms.") var scrapeIntervalMs = 50
-    @Option(help: "Seed for tie-breaks (default: random).") var seed: UInt64?
+    @Option(help: "Health probe interval, ms.") var probeIntervalMs = 250
+    @Option(help: "DNS re-resolution interval for endpoint names, s.") var discoveryIntervalS = 5
+    @Option(help: "Seed for tie-breaks and random choices (default: random).") var seed: UInt64?
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -36,18 +44,23 @@ struct EPPCommand: AsyncParsableCommand {
         c.certificatePath = cert
         c.keyPath = key
         c.scrapeInterval = .milliseconds(scrapeIntervalMs)
+        c.probeInterval = .milliseconds(probeIntervalMs)
+        c.discoveryInterval = .seconds(discoveryIntervalS)
         c.seed = seed
+        c.options.maxAttempts = maxAttempts
+        c.options.fallbacksInHeader = fallbacksInHeader
         if let config {
             do { c.pickerConfig = try EndpointPickerConfig.load(path: config) } catch { throw ValidationError("\(config): \(error)") }
         }
         let picker: PickerServer
         do { picker = try PickerServer(configuration: c, logger: logger) } catch let e as KVRouteError { throw ValidationError(e.message) }
         await picker.warmUp()
-        let group = ServiceGroup(configuration: .init(services: try picker.services().map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(
+            services: try picker.services().map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info("endpoint picker listening", metadata: [
             "grpc": "\(host):\(grpcPort)", "health": "\(host):\(healthPort)", "metrics": "\(host):\(metricsPort)",
-            "endpoints": "\(picker.pool.members.map(\.address.description))",
+            "tls": "\(cert != nil)", "endpoints": "\(picker.pool.members.map(\.address.description))",
         ])
         try await group.run()
     }

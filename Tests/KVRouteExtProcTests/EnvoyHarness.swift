@@ -1,12 +1,15 @@
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import KVRouteCore
 import KVRouteExtProc
+import KVRouteProto
 import KVRouteTestSupport
 import Logging
 
-/// Real Envoy running one of deploy/envoy's configurations, rendered with test ports by
-/// deploy/envoy/render.sh — the tested configuration is the shipped one.
-final class EnvoyProcess: @unchecked Sendable {
+/// Real Envoy running one of deploy/envoy's configurations, filled in with test ports by
+/// deploy/envoy/render.sh: the tested configuration is the shipped one.
+final class EnvoyProcess: Sendable {
     let listenPort = freePort()
     let adminPort = freePort()
     let process: BackgroundProcess
@@ -14,16 +17,21 @@ final class EnvoyProcess: @unchecked Sendable {
 
     static var binary: String? { ExternalTool.find("envoy") }
 
-    init(config: String, eppPort: Int, engines: [String]) throws {
-        let root = ExternalTool.repositoryRoot
-        let render = try ExternalTool.run(root.appendingPathComponent("deploy/envoy/render.sh").path, [
-            root.appendingPathComponent("deploy/envoy/\(config)").path, "\(listenPort)", "\(adminPort)", "127.0.0.1:\(eppPort)",
-            engines.map { $0.replacingOccurrences(of: "http://", with: "") }.joined(separator: ","),
-        ])
-        guard render.status == 0 else { throw ExternalTool.Missing(description: "render.sh failed: \(render.stderr)") }
+    init(config: String, eppPort: Int, eppHealthPort: Int, engines: [String], requestBodyMode: String = "NONE") throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kvroute-envoy-\(UUID().uuidString.prefix(8)).yaml")
-        try render.stdout.write(to: file, atomically: true, encoding: .utf8)
+        try Self.render(config, listen: listenPort, admin: adminPort, epp: eppPort, eppHealth: eppHealthPort, engines: engines, mode: requestBodyMode)
+            .write(to: file, atomically: true, encoding: .utf8)
         process = try BackgroundProcess(try ExternalTool.require("envoy"), ["-c", file.path, "--disable-hot-restart", "--log-level", "warning", "--concurrency", "2"], name: "envoy")
+    }
+
+    static func render(_ config: String, listen: Int, admin: Int, epp: Int, eppHealth: Int, engines: [String], mode: String = "NONE") throws -> String {
+        let root = ExternalTool.repositoryRoot
+        let r = try ExternalTool.run(root.appendingPathComponent("deploy/envoy/render.sh").path, [
+            root.appendingPathComponent("deploy/envoy/\(config)").path, "\(listen)", "\(admin)", "127.0.0.1:\(epp)", "\(eppHealth)",
+            engines.joined(separator: ","), mode,
+        ])
+        guard r.status == 0 else { throw ExternalTool.Missing(description: "render.sh failed: \(r.stderr)") }
+        return r.stdout
     }
 
     func waitReady() async throws {
@@ -34,15 +42,17 @@ final class EnvoyProcess: @unchecked Sendable {
         throw ExternalTool.Missing(description: "envoy did not become ready: \(process.log.suffix(2000))")
     }
 
+    /// One counter or gauge from Envoy's admin stats.
     func stat(_ name: String) async throws -> Double {
-        let r = try await TestHTTP.request("http://127.0.0.1:\(adminPort)/stats?filter=\(name)", contentType: nil)
+        let r = try await TestHTTP.request("http://127.0.0.1:\(adminPort)/stats?filter=^\(name)$", contentType: nil)
         return r.body.split(separator: "\n").compactMap { line -> Double? in
             guard line.hasPrefix(name + ":") else { return nil }
             return Double(line.split(separator: " ").last ?? "")
         }.first ?? 0
     }
 
-    /// Envoy drains on SIGTERM; tests want it gone now.
+    /// Envoy drains for a long while on SIGTERM (its ext_proc streams stay open); tests want
+    /// it gone now.
     func stop() {
         let p = process.process
         guard p.isRunning else { return }
@@ -53,8 +63,10 @@ final class EnvoyProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// kvroute epp in-process on free ports.
-func withPicker<T: Sendable>(engines: [String], _ body: @Sendable (PickerServer) async throws -> T) async throws -> T {
+/// kvroute epp in-process on free loopback ports.
+func withPicker<T: Sendable>(
+    engines: [String], configure: (inout PickerServer.Configuration) -> Void = { _ in }, _ body: @Sendable (PickerServer) async throws -> T
+) async throws -> T {
     var c = PickerServer.Configuration()
     c.host = "127.0.0.1"
     c.grpcPort = freePort()
@@ -62,12 +74,53 @@ func withPicker<T: Sendable>(engines: [String], _ body: @Sendable (PickerServer)
     c.metricsPort = freePort()
     c.endpoints = engines
     c.seed = 1
+    configure(&c)
     let picker = try PickerServer(configuration: c, logger: quietLogger)
     await picker.warmUp()
+    let port = c.grpcPort
     return try await withServices(try picker.services()) {
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitForPort(port)
         return try await body(picker)
     }
+}
+
+/// Waits until something accepts connections on the port.
+func waitForPort(_ port: Int) async throws {
+    for _ in 0..<200 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        close(fd)
+        if ok { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ExternalTool.Missing(description: "nothing listens on port \(port)")
+}
+
+/// gRPC health Check for each service name.
+func healthStatuses(port: Int, services: [String]) async throws -> [String: Grpc_Health_V1_HealthCheckResponse.ServingStatus] {
+    try await withGRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)) { client in
+        let health = Grpc_Health_V1_Health.Client(wrapping: client)
+        var out: [String: Grpc_Health_V1_HealthCheckResponse.ServingStatus] = [:]
+        for service in services {
+            var req = Grpc_Health_V1_HealthCheckRequest()
+            req.service = service
+            out[service] = try await health.check(req).status
+        }
+        return out
+    }
+}
+
+/// The kvroute binary next to the test bundle (`swift build` puts both in one folder).
+var kvrouteBinary: String? {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [dir.appendingPathComponent("kvroute").path] + [".build", ".build-epp"].map {
+        ExternalTool.repositoryRoot.appendingPathComponent("\($0)/debug/kvroute").path
+    }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
 func chat(system: String, user: String, maxTokens: Int = 8) -> [String: Any] {
@@ -75,7 +128,8 @@ func chat(system: String, user: String, maxTokens: Int = 8) -> [String: Any] {
      "messages": [["role": "system", "content": system], ["role": "user", "content": user]]]
 }
 
-func prefix(_ group: Int, tokens: Int) -> String {
+/// About `tokens` tokens of instructions shared by one group of sessions.
+func sharedPrefix(_ group: Int, tokens: Int) -> String {
     let unit = "Group \(group) shares these standing instructions for every answer it gives. "
     return String(repeating: unit, count: tokens * 4 / unit.utf8.count + 1)
 }
@@ -88,4 +142,8 @@ func engineCounters(_ urls: [String]) async throws -> (queries: Double, hits: Do
         h += TestHTTP.metricSum(m, "vllm:prefix_cache_hits_total")
     }
     return (q, h)
+}
+
+func resetCaches(_ urls: [String]) async throws {
+    for u in urls { _ = try await TestHTTP.request(u + "/reset_prefix_cache", method: .POST) }
 }

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Token usage an OpenAI response reports, read from the end of its body: the last
+/// `"usage": {...}` object, which is where both a JSON answer and an SSE stream
+/// (`stream_options.include_usage`, the final `data:` event) carry it.
+public struct ResponseUsage: Sendable, Equatable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var cachedTokens: Int
+
+    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+    }
+
+    /// The usage in `tail` (the end of a response body), or nil when it carries none.
+    public static func parse(tail: [UInt8]) -> ResponseUsage? {
+        let key = Array(#""usage""#.utf8)
+        var end = tail.count
+        while let at = lastIndex(of: key, in: tail, before: end) {
+            end = at
+            var i = at + key.count
+            while i < tail.count, tail[i] == UInt8(ascii: " ") || tail[i] == UInt8(ascii: ":") { i += 1 }
+            guard i < tail.count, tail[i] == UInt8(ascii: "{"), let close = matchingBrace(tail, from: i) else { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(tail[i...close])) as? [String: Any] else { continue }
+            let details = object["prompt_tokens_details"] as? [String: Any]
+            return ResponseUsage(
+                promptTokens: object["prompt_tokens"] as? Int ?? 0,
+                completionTokens: object["completion_tokens"] as? Int ?? 0,
+                cachedTokens: details?["cached_tokens"] as? Int ?? 0)
+        }
+        return nil
+    }
+
+    static func lastIndex(of needle: [UInt8], in hay: [UInt8], before end: Int) -> Int? {
+        var i = min(end, hay.count) - needle.count
+        while i >= 0 {
+            if hay[i] == needle[0], Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// The index of the `}` closing the object that opens at `start`, skipping strings.
+    static func matchingBrace(_ b: [UInt8], from start: Int) -> Int? {
+        var depth = 0, inString = false, escaped = false
+        for i in start..<b.count {
+            let c = b[i]
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"): depth += 1
+            case UInt8(ascii: "}"):
+                depth -= 1
+                if depth == 0 { return i }
+            default: break
+            }
+        }
+        return nil
+    }
+}
