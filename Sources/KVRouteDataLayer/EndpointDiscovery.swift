@@ -17,12 +17,19 @@ public struct EndpointDiscovery: Service {
     public let pool: EndpointPool
     public let interval: Duration
     public let logger: Logger
+    /// Told which endpoints left the pool, so what the routing core learned about them
+    /// (prefix index entries, in-flight counts) goes with them.
+    public let onLeave: @Sendable ([EndpointAddress]) -> Void
 
-    public init(specs: [EndpointSpec], pool: EndpointPool, interval: Duration = .seconds(5), logger: Logger) {
+    public init(
+        specs: [EndpointSpec], pool: EndpointPool, interval: Duration = .seconds(5), logger: Logger,
+        onLeave: @escaping @Sendable ([EndpointAddress]) -> Void = { _ in }
+    ) {
         self.specs = specs
         self.pool = pool
         self.interval = interval
         self.logger = logger
+        self.onLeave = onLeave
     }
 
     /// Resolves once and installs the membership; called before serving starts.
@@ -49,7 +56,10 @@ public struct EndpointDiscovery: Service {
             }
         }
         let left = pool.setMembers(members)
-        if !left.isEmpty { logger.info("endpoints left", metadata: ["endpoints": "\(left.map(\.description))"]) }
+        if !left.isEmpty {
+            logger.info("endpoints left", metadata: ["endpoints": "\(left.map(\.description))"])
+            onLeave(left)
+        }
         return resolved
     }
 

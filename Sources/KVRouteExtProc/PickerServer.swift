@@ -47,12 +47,15 @@ public final class PickerServer: Sendable {
             throw KVRouteError(code: .invalidConfiguration, message: "no endpoints given (use --endpoints http://host:port,...)")
         }
         client = HTTPClientService.makeClient()
-        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger)
+        let picker = try RoutingPolicy(mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed)
+        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger) { left in
+            for endpoint in left { picker.scheduler?.forget(endpoint: endpoint) }
+        }
         scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
         prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
         service = ExtProcService(
             pool: pool,
-            picker: try RoutingPolicy(mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
+            picker: picker,
             ring: try RoutingPolicy(mode: .consistentHash, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
             metrics: metrics, logger: logger, options: configuration.options)
     }

@@ -44,7 +44,10 @@ public final class Gateway: Sendable {
         policy = try RoutingPolicy(mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize, seed: configuration.seed)
         metrics = GatewayMetrics(poolName: "kvroute")
         client = HTTPClientService.makeClient()
-        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger)
+        let scheduler = policy.scheduler
+        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger) { left in
+            for endpoint in left { scheduler?.forget(endpoint: endpoint) }
+        }
         scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
         prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
         (listening, listeningContinuation) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))

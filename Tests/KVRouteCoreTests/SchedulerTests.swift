@@ -115,6 +115,15 @@ struct SchedulerTests {
         #expect(a.prefixIndexSize > 0)
         #expect(b.prefixIndexSize == 0)
     }
+
+    @Test("an endpoint that left is forgotten: its prefix index entries go with it")
+    func forgetsDepartedEndpoint() throws {
+        let s = try Scheduler(config: .kvrouteDefault, randomSeed: 1)
+        let r = try s.schedule(chat("1", system: longSystem), candidates: endpoints)
+        #expect(s.prefixIndexSize > 0)
+        s.forget(endpoint: r.primary)
+        #expect(s.prefixIndexSize == 0)
+    }
 }
 
 @Suite("Consistent hash ring")

@@ -3,6 +3,7 @@ import KVRouteCore
 import KVRouteDataLayer
 import KVRouteGateway
 import KVRouteTestSupport
+import Synchronization
 import Testing
 
 @Suite("Gateway routing end to end", .serialized)
@@ -155,6 +156,20 @@ struct DiscoveryTests {
                 #expect(r.headers.first(name: "x-upstream-host") == "127.0.0.1:\(port)")
             }
         }
+    }
+
+    @Test("endpoints that leave the membership are reported, so the routing core forgets them")
+    func departures() async throws {
+        let pool = EndpointPool()
+        let gone = EndpointAddress(host: "10.0.0.9", port: 8000)
+        pool.setMembers([(gone, "http://10.0.0.9:8000", [:]), (EndpointAddress(host: "10.0.0.1", port: 8000), "http://10.0.0.1:8000", [:])])
+        let reported = Mutex<[EndpointAddress]>([])
+        let discovery = EndpointDiscovery(specs: try EndpointSpec.parseList("http://10.0.0.1:8000"), pool: pool, logger: quietLogger) { left in
+            reported.withLock { $0 += left }
+        }
+        _ = await discovery.refresh()
+        #expect(reported.withLock { $0 } == [gone])
+        #expect(pool.members.map(\.address.description) == ["10.0.0.1:8000"])
     }
 
     @Test("endpoint specs parse URLs, bare host:port and IPv6; bad ones are named")
