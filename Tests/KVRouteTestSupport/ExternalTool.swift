@@ -136,6 +136,22 @@ public final class BackgroundProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Waits until something accepts connections on the loopback port (up to 10 s).
+public func waitForPort(_ port: Int) async throws {
+    for _ in 0..<200 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        close(fd)
+        if ok { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ExternalTool.Missing(description: "nothing listens on port \(port)")
+}
+
 /// A free TCP port on loopback (bound and released; good enough for tests).
 public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
