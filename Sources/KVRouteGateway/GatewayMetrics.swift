@@ -1,74 +1,26 @@
 import KVRouteCore
 import Prometheus
-import Synchronization
 
-/// The router's metrics, under the Endpoint Picker's names so existing llm-d dashboards and
-/// alerts read them, plus a few of kvroute's own. Labels are bounded: model names are the
-/// ones engines serve (anything else is counted as `other`), endpoints are pool members.
+/// The gateway's metrics: the Endpoint Picker's names (``PickerMetrics``) plus upstream
+/// retries.
 public final class GatewayMetrics: Sendable {
-    public let registry = PrometheusCollectorRegistry()
-    let schedulerDuration: ValueHistogram
-    let readyPods: Gauge
-    let indexerSize: Gauge
-    let indexerHitRatio: Gauge
+    public let picker: PickerMetrics
     let retries: Counter
-    private let knownModels = Mutex<Set<String>>([])
-
-    static let latencyBuckets: [Double] = [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1]
-    static let requestBuckets: [Double] = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600]
 
     public init(poolName: String) {
-        let r = registry
-        schedulerDuration = r.makeValueHistogram(name: "inference_extension_scheduler_e2e_duration_seconds", labels: [], buckets: Self.latencyBuckets, help: "End-to-end scheduling latency distribution in seconds.")
-        readyPods = r.makeGauge(name: "inference_pool_ready_pods", labels: [("name", poolName)], help: "The number of ready pods in the inference server pool.")
-        indexerSize = r.makeGauge(name: "inference_extension_prefix_indexer_size", labels: [], help: "Size of the prefix indexer (block hashes held).")
-        indexerHitRatio = r.makeGauge(name: "inference_extension_prefix_indexer_hit_ratio", labels: [], help: "Ratio of prefix blocks matched to blocks looked up.")
-        retries = r.makeCounter(name: "kvroute_upstream_retries_total", labels: [], help: "Requests retried on another endpoint before the first response byte.")
+        picker = PickerMetrics(poolName: poolName)
+        retries = picker.registry.makeCounter(name: "kvroute_upstream_retries_total", labels: [], help: "Requests retried on another endpoint before the first response byte.")
     }
 
-    public func setKnownModels(_ models: Set<String>) { knownModels.withLock { $0 = models } }
+    public var registry: PrometheusCollectorRegistry { picker.registry }
+    public func setKnownModels(_ models: Set<String>) { picker.setKnownModels(models) }
+    public func updatePool(ready: Int, scheduler: Scheduler?) { picker.updatePool(ready: ready, scheduler: scheduler) }
+    public func render() -> [UInt8] { picker.render() }
 
-    func modelLabel(_ m: String) -> String {
-        knownModels.withLock { $0.isEmpty || $0.contains(m) } ? m : "other"
-    }
+    public func decided(_ d: RoutingDecision) { picker.decided(d) }
 
     public func requestCompleted(model: String, endpoint: EndpointAddress?, seconds: Double, errorCode: String?) {
-        let m = modelLabel(model)
-        let labels = [("model_name", m), ("target_model_name", m)]
-        registry.makeCounter(name: "inference_objective_request_total", labels: labels, help: "Counter of inference objective requests broken out for each model and target model.").increment()
-        registry.makeValueHistogram(name: "inference_objective_request_duration_seconds", labels: labels, buckets: Self.requestBuckets, help: "Inference objective response latency distribution in seconds.").record(seconds)
-        if let errorCode {
-            registry.makeCounter(name: "inference_objective_request_error_total", labels: labels + [("error_code", errorCode)], help: "Counter of inference objective requests errors.").increment()
-        }
-        if let endpoint {
-            registry.makeCounter(name: "kvroute_requests_routed_total", labels: [("endpoint", endpoint.description)], help: "Requests served per endpoint.").increment()
-        }
-    }
-
-    public func decided(_ d: RoutingDecision) {
-        schedulerDuration.record(d.decisionSeconds)
-        if let reason = d.fallbackReason {
-            let label = reason.hasPrefix("picker-error") ? "picker-error" : reason
-            registry.makeCounter(name: "kvroute_fallback_decisions_total", labels: [("reason", label)], help: "Decisions taken by the consistent-hash fallback instead of the picker.").increment()
-        }
-        if let r = d.result {
-            let matched = r.explanation.matchedPrefixBlocks
-            registry.makeCounter(name: "kvroute_prefix_blocks_matched_total", labels: [], help: "Prefix blocks the picker expected to hit on its chosen endpoints.").increment(by: Int64(matched))
-        }
-    }
-
-    public func updatePool(ready: Int, scheduler: Scheduler?) {
-        readyPods.set(to: Double(ready))
-        if let scheduler {
-            indexerSize.set(to: Double(scheduler.prefixIndexSize))
-            indexerHitRatio.set(to: scheduler.prefixHitRatio)
-        }
-    }
-
-    public func render() -> [UInt8] { registry.emitToBuffer() }
-
-    /// One ext_proc stream opened, by the request body mode Envoy announced.
-    public func eppStream(mode: some CustomStringConvertible) {
-        registry.makeCounter(name: "kvroute_epp_streams_total", labels: [("mode", mode.description)], help: "ext_proc streams by request body mode.").increment()
+        picker.request(model: model, endpoint: endpoint, errorCode: errorCode)
+        picker.requestDuration(model: model, seconds: seconds)
     }
 }
