@@ -126,7 +126,6 @@ let package = Package(
             name: "KVRouteExtProc",
             dependencies: [
                 "KVRouteCore", "KVRouteDataLayer", "KVRouteGateway", "KVRouteProto",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

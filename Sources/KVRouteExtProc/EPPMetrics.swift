@@ -1,4 +1,5 @@
 import KVRouteCore
+import KVRouteDataLayer
 import Prometheus
 import KVRouteGateway
 
@@ -31,6 +32,7 @@ public final class EPPMetrics: Sendable {
     public func setKnownModels(_ models: Set<String>) { picker.setKnownModels(models) }
     public func updatePool(ready: Int, scheduler: Scheduler?) { picker.updatePool(ready: ready, scheduler: scheduler) }
     public func render() -> [UInt8] { picker.render() }
+    public func refresh(from tracker: EndpointTracker, scheduler: Scheduler?) { picker.refresh(from: tracker, scheduler: scheduler) }
 
     func streamOpened(mode: ExtProcStream.BodyMode) { streams[mode]?.increment() }
 

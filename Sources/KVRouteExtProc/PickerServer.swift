@@ -1,10 +1,10 @@
-import AsyncHTTPClient
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Hummingbird
 import KVRouteCore
 import KVRouteDataLayer
+import KVRouteGateway
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -30,48 +30,37 @@ public final class PickerServer: Sendable {
     }
 
     public let configuration: Configuration
-    public let pool = EndpointPool()
     public let metrics = EPPMetrics(poolName: "kvroute")
-    let discovery: EndpointDiscovery
-    let scraper: MetricsScraper
-    let prober: HealthProber
-    let client: HTTPClient
+    let tracker: EndpointTracker
     let service: ExtProcService
     let logger: Logger
 
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let specs = try configuration.endpoints.flatMap { try EndpointSpec.parseList($0) }
-        guard !specs.isEmpty else {
-            throw KVRouteError(code: .invalidConfiguration, message: "no endpoints given (use --endpoints http://host:port,...)")
-        }
-        client = HTTPClientService.makeClient()
         let picker = try RoutingPolicy(mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed)
-        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger) { left in
+        tracker = try EndpointTracker(
+            endpoints: configuration.endpoints,
+            intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
+            logger: logger
+        ) { left in
             for endpoint in left { picker.scheduler?.forget(endpoint: endpoint) }
         }
-        scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
-        prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
         service = ExtProcService(
-            pool: pool,
+            pool: tracker.pool,
             picker: picker,
             ring: try RoutingPolicy(mode: .consistentHash, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
             metrics: metrics, logger: logger, options: configuration.options)
     }
 
+    public var pool: EndpointPool { tracker.pool }
+
     public func warmUp() async {
-        _ = await discovery.refresh()
-        async let s: Void = scraper.scrapeOnce()
-        async let p: Void = prober.probeOnce()
-        _ = await (s, p)
+        await tracker.warmUp()
         refreshPoolMetrics()
     }
 
-    func refreshPoolMetrics() {
-        metrics.updatePool(ready: pool.healthyCount, scheduler: service.picker.scheduler)
-        metrics.setKnownModels(Set(pool.members.flatMap { $0.metrics?.modelNames ?? [] }))
-    }
+    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: service.picker.scheduler) }
 
     func security() throws -> HTTP2ServerTransport.Posix.TransportSecurity {
         guard let cert = configuration.certificatePath, let key = configuration.keyPath else { return .plaintext }
@@ -92,8 +81,8 @@ public final class PickerServer: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.render())))
         }
         let metricsApp = Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.metricsPort)), logger: logger)
-        return [HTTPClientService(client: client), discovery, scraper, prober, PoolMetricsRefresher(server: self), metricsApp,
-                GRPCServerService(server: health), GRPCServerService(server: extProc)]
+        return tracker.services + [PickerMetricsRefresher { self.refreshPoolMetrics() }, metricsApp,
+                                   GRPCServerService(server: health), GRPCServerService(server: extProc)]
     }
 }
 
@@ -105,17 +94,6 @@ struct GRPCServerService: Service {
             try await server.serve()
         } onGracefulShutdown: {
             server.beginGracefulShutdown()
-        }
-    }
-}
-
-/// Keeps pool gauges and the known model names (which bound the `model_name` label) current.
-struct PoolMetricsRefresher: Service {
-    let server: PickerServer
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            server.refreshPoolMetrics()
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
         }
     }
 }

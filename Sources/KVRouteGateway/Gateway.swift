@@ -14,14 +14,10 @@ import Synchronization
 /// the HTTP server, the client) are Services for one ServiceGroup.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
-    public let pool: EndpointPool
+    public let tracker: EndpointTracker
     public let policy: RoutingPolicy
     public let metrics: GatewayMetrics
-    public let discovery: EndpointDiscovery
-    public let scraper: MetricsScraper
-    public let prober: HealthProber
     public let dashboard = DashboardState()
-    let client: HTTPClient
     let logger: Logger
     private let port = Mutex<Int?>(nil)
     private let listening: AsyncStream<Int>
@@ -36,35 +32,31 @@ public final class Gateway: Sendable {
     public init(configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let specs = try configuration.endpoints.flatMap { try EndpointSpec.parseList($0) }
-        guard !specs.isEmpty else {
-            throw KVRouteError(code: .invalidConfiguration, message: "no endpoints given (use --endpoints http://host:port,...)")
-        }
-        pool = EndpointPool()
         policy = try RoutingPolicy(mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize, seed: configuration.seed)
         metrics = GatewayMetrics(poolName: "kvroute")
-        client = HTTPClientService.makeClient()
         let scheduler = policy.scheduler
-        discovery = EndpointDiscovery(specs: specs, pool: pool, interval: configuration.discoveryInterval, logger: logger) { left in
+        tracker = try EndpointTracker(
+            endpoints: configuration.endpoints,
+            intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
+            logger: logger
+        ) { left in
             for endpoint in left { scheduler?.forget(endpoint: endpoint) }
         }
-        scraper = MetricsScraper(pool: pool, client: client, interval: configuration.scrapeInterval, logger: logger)
-        prober = HealthProber(pool: pool, client: client, interval: configuration.probeInterval, logger: logger)
         (listening, listeningContinuation) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Learns the endpoints and their state once, so the first request is routed with data.
     public func warmUp() async {
-        _ = await discovery.refresh()
-        async let s: Void = scraper.scrapeOnce()
-        async let p: Void = prober.probeOnce()
-        _ = await (s, p)
+        await tracker.warmUp()
         refreshPoolMetrics()
     }
 
+    public var pool: EndpointPool { tracker.pool }
+    var client: HTTPClient { tracker.client }
+
     /// Every Service of the gateway, in start order (stopped in reverse).
     public var services: [any Service] {
-        [HTTPClientService(client: client), discovery, scraper, prober, PoolMetricsUpdater(gateway: self), makeApplication()]
+        tracker.services + [PickerMetricsRefresher { self.refreshPoolMetrics() }, makeApplication()]
     }
 
     /// The port once the server listens.
@@ -105,19 +97,5 @@ public final class Gateway: Sendable {
         return router
     }
 
-    func refreshPoolMetrics() {
-        metrics.updatePool(ready: pool.healthyCount, scheduler: policy.scheduler)
-        metrics.setKnownModels(Set(pool.members.flatMap { $0.metrics?.modelNames ?? [] }))
-    }
-}
-
-/// Keeps pool-level gauges current between scrapes of `/metrics`.
-struct PoolMetricsUpdater: Service {
-    let gateway: Gateway
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            gateway.refreshPoolMetrics()
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
-        }
-    }
+    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: policy.scheduler) }
 }

@@ -1,4 +1,5 @@
 import KVRouteCore
+import KVRouteDataLayer
 import Prometheus
 
 /// The gateway's metrics: the Endpoint Picker's names (``PickerMetrics``) plus upstream
@@ -16,6 +17,7 @@ public final class GatewayMetrics: Sendable {
     public func setKnownModels(_ models: Set<String>) { picker.setKnownModels(models) }
     public func updatePool(ready: Int, scheduler: Scheduler?) { picker.updatePool(ready: ready, scheduler: scheduler) }
     public func render() -> [UInt8] { picker.render() }
+    public func refresh(from tracker: EndpointTracker, scheduler: Scheduler?) { picker.refresh(from: tracker, scheduler: scheduler) }
 
     public func decided(_ d: RoutingDecision) { picker.decided(d) }
 

@@ -1,4 +1,6 @@
 import KVRouteCore
+import KVRouteDataLayer
+import ServiceLifecycle
 import Prometheus
 import Synchronization
 
@@ -73,5 +75,23 @@ public final class PickerMetrics: Sendable {
         }
     }
 
+    /// Pool gauges and the known models (which bound `model_name`) from the tracker.
+    public func refresh(from tracker: EndpointTracker, scheduler: Scheduler?) {
+        updatePool(ready: tracker.pool.healthyCount, scheduler: scheduler)
+        setKnownModels(tracker.knownModels)
+    }
+
     public func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Keeps pool gauges and known models current between scrapes of `/metrics`.
+public struct PickerMetricsRefresher: Service {
+    let refresh: @Sendable () -> Void
+    public init(_ refresh: @escaping @Sendable () -> Void) { self.refresh = refresh }
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            refresh()
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
 }
