@@ -184,6 +184,7 @@ let package = Package(
             dependencies: [
                 "KVRouteEngineSim",
                 "KVRouteSimServer",
+                "KVRouteExtProc",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -172,7 +172,7 @@ struct MonitoringTests {
         let alerts = try Self.alertNames()
 
         try await withSimCluster(engines: 3) { _, urls in
-            try await Self.withPicker(engines: urls) { picker in
+            try await withPicker(engines: urls) { picker in
                 let server = try PrometheusServer(
                     binary: prometheus, targets: urls, jobName: Self.engineJob,
                     extraJobs: [(Self.pickerJob, ["127.0.0.1:\(picker.configuration.metricsPort)"])], ruleFiles: [rules.path])
@@ -402,25 +402,5 @@ struct MonitoringTests {
         guard definition.hasPrefix("label_values("), definition.hasSuffix(")"),
               let comma = definition.lastIndex(of: ",") else { return nil }
         return String(definition[definition.index(definition.startIndex, offsetBy: "label_values(".count)..<comma])
-    }
-
-    // MARK: - The picker in-process
-
-    /// `kvroute epp` on free loopback ports, its data layer warmed up before `body` runs.
-    static func withPicker<T: Sendable>(engines: [String], _ body: @Sendable (PickerServer) async throws -> T) async throws -> T {
-        var c = PickerServer.Configuration()
-        c.host = "127.0.0.1"
-        c.grpcPort = freePort()
-        c.healthPort = freePort()
-        c.metricsPort = freePort()
-        c.endpoints = engines
-        c.seed = 1
-        let picker = try PickerServer(configuration: c, logger: quietLogger)
-        await picker.warmUp()
-        let ports = [c.grpcPort, c.metricsPort]
-        return try await withServices(try picker.services()) {
-            for p in ports { try await waitForPort(p) }
-            return try await body(picker)
-        }
     }
 }

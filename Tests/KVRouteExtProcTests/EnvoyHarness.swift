@@ -63,27 +63,6 @@ final class EnvoyProcess: Sendable {
     deinit { stop() }
 }
 
-/// kvroute epp in-process on free loopback ports.
-func withPicker<T: Sendable>(
-    engines: [String], configure: (inout PickerServer.Configuration) -> Void = { _ in }, _ body: @Sendable (PickerServer) async throws -> T
-) async throws -> T {
-    var c = PickerServer.Configuration()
-    c.host = "127.0.0.1"
-    c.grpcPort = freePort()
-    c.healthPort = freePort()
-    c.metricsPort = freePort()
-    c.endpoints = engines
-    c.seed = 1
-    configure(&c)
-    let picker = try PickerServer(configuration: c, logger: quietLogger)
-    await picker.warmUp()
-    let port = c.grpcPort
-    return try await withServices(try picker.services()) {
-        try await waitForPort(port)
-        return try await body(picker)
-    }
-}
-
 /// gRPC health Check for each service name.
 func healthStatuses(port: Int, services: [String]) async throws -> [String: Grpc_Health_V1_HealthCheckResponse.ServingStatus] {
     try await withGRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)) { client in
