@@ -7,7 +7,7 @@ import KVRouteEngineSim
 extension SimEngineServer {
     /// Serves one completion: parse, check, inject faults, run on the engine, answer as JSON
     /// or as SSE chunks written as tokens come out of engine steps.
-    func complete(_ req: Request, _ ctx: BasicRequestContext, kind: CompletionRequest.Kind) async throws -> Response {
+    func complete(_ req: Request, _ ctx: SimRequestContext, kind: CompletionRequest.Kind) async throws -> Response {
         let body = try await readBody(req, ctx)
         let parsed = try CompletionRequest.parse(body, kind: kind)
         guard parsed.model == model else {
@@ -18,8 +18,14 @@ extension SimEngineServer {
         }
         let settings = faults.settings
         guard settings.healthy else { throw OpenAIError(.serviceUnavailable, "engine is marked unhealthy") }
-        if let status = faults.drawFailure() {
-            throw OpenAIError(HTTPResponse.Status(code: status), "failure injected at rate \(settings.failRate)")
+        var stall: Duration?? = nil
+        switch faults.drawFault() {
+        case .fail(let status)?: throw OpenAIError(HTTPResponse.Status(code: status), "failure injected at rate \(settings.failRate)")
+        case .drop?: return await dropConnection(ctx)
+        case .invalidJSON?: return invalidJSONResponse(stream: parsed.stream)
+        case .truncate?: return truncatedResponse(ctx, stream: parsed.stream, kind: kind)
+        case .stall(let d)?: stall = .some(d)
+        case nil: break
         }
 
         let prompt = promptTokens(parsed.prompt)
@@ -54,7 +60,7 @@ extension SimEngineServer {
                     let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: f.cachedTokens)
                     let out = CompletionResponse.full(kind: kind, id: id, created: created, model: model,
                                                       text: template.tokenizer.decode(text), finish: f.reason, usage: usage)
-                    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))
+                    return stalled(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out))), stall)
                 }
             }
             throw OpenAIError(.serviceUnavailable, "the engine stopped before the request finished")
@@ -64,7 +70,7 @@ extension SimEngineServer {
         headers[.cacheControl] = "no-cache"
         let tokenizer = template.tokenizer
         let model = self.model, created = self.created
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return stalled(Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var first = true
             var finished = false
             if kind == .chat {
@@ -103,7 +109,7 @@ extension SimEngineServer {
             }
             try await writer.write(ByteBuffer(string: CompletionResponse.done))
             try await writer.finish(nil)
-        })
+        }), stall)
     }
 
     func promptTokens(_ prompt: CompletionRequest.Prompt) -> [UInt32] {
@@ -115,7 +121,7 @@ extension SimEngineServer {
     }
 
     /// vLLM's `/tokenize`: `{"prompt"}` or `{"messages", "add_generation_prompt"}`.
-    func tokenize(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+    func tokenize(_ req: Request, _ ctx: SimRequestContext) async throws -> Response {
         let body = try await readBody(req, ctx)
         guard let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             throw OpenAIError.badRequest("Invalid JSON in request body")

@@ -54,8 +54,8 @@ public struct SimEngineServer: Sendable {
     }
 
     /// The HTTP routes of this engine.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func makeRouter() -> Router<SimRequestContext> {
+        let router = Router(context: SimRequestContext.self)
         router.add(middleware: OpenAIErrorMiddleware())
         router.post("/v1/chat/completions") { req, ctx in try await self.complete(req, ctx, kind: .chat) }
         router.post("/v1/completions") { req, ctx in try await self.complete(req, ctx, kind: .completion) }
@@ -66,7 +66,7 @@ public struct SimEngineServer: Sendable {
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: self.runner.metrics.render())))
+                     body: .init(byteBuffer: ByteBuffer(bytes: self.faults.metricsText(self.runner.metrics.render()))))
         }
         router.post("/reset_prefix_cache") { _, _ -> Response in
             self.runner.resetPrefixCache()
@@ -100,7 +100,7 @@ public struct SimEngineServer: Sendable {
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    func readBody(_ req: Request, _ ctx: BasicRequestContext) async throws -> Data {
+    func readBody(_ req: Request, _ ctx: SimRequestContext) async throws -> Data {
         if let type = req.headers[.contentType], !type.lowercased().contains("json") {
             throw OpenAIError(.unsupportedMediaType, "Unsupported Content-Type \"\(type)\"; send application/json")
         }
@@ -145,7 +145,7 @@ public struct SimEngineServer: Sendable {
     }
 
     /// Applies the fields present in the body over the current settings.
-    func updateFaults(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+    func updateFaults(_ req: Request, _ ctx: SimRequestContext) async throws -> Response {
         let body = try await readBody(req, ctx)
         guard let patch = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             throw OpenAIError.badRequest("Invalid JSON in request body: expected an object")

@@ -38,6 +38,12 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Status of failed-on-purpose completions.") var failStatus = 500
     @Option(help: "Multiplier on every step time (a slow engine).") var slowdown = 1.0
     @Option(help: "Delay before the first response byte, ms.") var extraLatencyMs = 0.0
+    @Option(help: "Fraction of completions that stall after sending their response headers.") var stallRate = 0.0
+    @Option(help: "How long a stalled completion waits after its headers, ms (0 = until the engine stops).") var stallMs = 0.0
+    @Option(help: "Fraction of completions answered 200 with a body that is not JSON.") var invalidJsonRate = 0.0
+    @Option(help: "Fraction of completions answered with a Content-Length larger than what is sent, then closed.") var truncateRate = 0.0
+    @Option(help: "Fraction of completions whose connection is closed right after the request is read.") var dropRate = 0.0
+    @Option(help: "Spoil /metrics: off, nan, inf, negative, huge, unparsable or mixed.") var garbageMetrics: FaultSettings.GarbageMetrics = .off
     @Option(help: "Prefix of the names sent in x-inference-pod (engine i is PREFIX-i).") var podNamePrefix = "sim"
     @OptionGroup var logging: LoggingOptions
 
@@ -57,7 +63,10 @@ struct SimCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "kvroute.sim")
         guard engines >= 1 else { throw ValidationError("--engines must be at least 1") }
-        let faults = FaultSettings(failRate: failRate, failStatus: failStatus, slowdown: slowdown, extraLatencyMs: extraLatencyMs)
+        let faults = FaultSettings(
+            failRate: failRate, failStatus: failStatus, slowdown: slowdown, extraLatencyMs: extraLatencyMs,
+            stallRate: stallRate, stallMs: stallMs, invalidJSONRate: invalidJsonRate, truncateRate: truncateRate,
+            dropRate: dropRate, garbageMetrics: garbageMetrics)
         do { try faults.validateForCLI() } catch { throw ValidationError("\(error)") }
         let cluster: SimCluster
         do {
@@ -68,16 +77,16 @@ struct SimCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: cluster.services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        async let ports = cluster.waitUntilListening()
-        async let running: Void = group.run()
-        let bound = await ports
-        logger.info("engines listening", metadata: [
-            "urls": "\(bound.map { "http://\(host):\($0)" }.joined(separator: ","))",
-            "model": "\(model)", "num_gpu_blocks": "\(numGpuBlocks)", "block_size": "\(blockSize)",
-        ])
-        try await running
+        try await CommandFailure.reporting("sim") {
+            let servers = ServerGroup(cluster.services, logger: logger)
+            guard let bound = try await servers.untilListening({ await cluster.waitUntilListening() }) else { return }
+            logger.info("engines listening", metadata: [
+                "urls": "\(bound.map { "http://\(host):\($0)" }.joined(separator: ","))",
+                "model": "\(model)", "num_gpu_blocks": "\(numGpuBlocks)", "block_size": "\(blockSize)",
+            ])
+            try await servers.wait()
+        }
     }
 }
+
+extension FaultSettings.GarbageMetrics: ExpressibleByArgument {}
