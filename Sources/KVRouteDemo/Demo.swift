@@ -25,6 +25,8 @@ public struct Demo: Sendable {
         public var minHitRate = 0.95
         public var minStickiness = 0.99
         public var gatewayPort = 0
+        /// The picker gateway's explain secret (decision header, dashboard); nil: none.
+        public var explainSecret: String?
         public init() {}
     }
 
@@ -60,7 +62,8 @@ public struct Demo: Sendable {
         let endpoints = [enginePorts.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")]
         return try [RoutingMode.picker, .consistentHash, .roundRobin].map { mode in
             (mode, try Gateway(configuration: GatewayConfiguration(
-                host: "127.0.0.1", port: mode == .picker ? settings.gatewayPort : 0, endpoints: endpoints, mode: mode), logger: logger))
+                host: "127.0.0.1", port: mode == .picker ? settings.gatewayPort : 0, endpoints: endpoints, mode: mode,
+                explainSecret: mode == .picker ? settings.explainSecret : nil), logger: logger))
         }
     }
 

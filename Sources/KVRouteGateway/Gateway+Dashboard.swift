@@ -37,11 +37,24 @@ extension Gateway {
         ]
     }
 
+    /// The dashboard shows per-engine prefix-cache hits, routed counts and in-flight counts
+    /// second by second: enough for a client to tell whether a prompt prefix it sends was
+    /// cached, i.e. what other clients sent. So it is the operator's: off without an
+    /// explain secret, and only for requests presenting it (`?key=SECRET` or the
+    /// `x-kvroute-explain` header). Anyone else gets 404, as for an unknown route.
+    func dashboardAllowed(_ req: Request) -> Bool {
+        if explanationAllowed(req.headers) { return true }
+        guard let secret = configuration.explainSecret, let key = req.uri.queryParameters.get("key") else { return false }
+        return OperatorSecret.matches(key, secret)
+    }
+
     func addDashboardRoutes(_ router: Router<BasicRequestContext>) {
-        router.get("/dashboard") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        router.get("/dashboard") { req, _ in
+            guard self.dashboardAllowed(req) else { throw GatewayError(.notFound, "Not Found: GET /dashboard") }
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
         }
-        router.get("/dashboard/data") { _, _ in
+        router.get("/dashboard/data") { req, _ in
+            guard self.dashboardAllowed(req) else { throw GatewayError(.notFound, "Not Found: GET /dashboard/data") }
             let data = (try? JSONSerialization.data(withJSONObject: self.dashboardData(), options: [.sortedKeys])) ?? Data()
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
@@ -56,6 +69,7 @@ enum DashboardPage {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
 <title>kvroute dashboard</title>
 <style>
   :root { --bg:#0f1419; --panel:#171d24; --text:#e6e6e6; --muted:#8a96a3; --ok:#3fb950; --bad:#f85149; --accent:#58a6ff; }
@@ -159,7 +173,7 @@ function drawChart(d) {
 }
 async function tick() {
   try {
-    const r = await fetch("/dashboard/data", {cache: "no-store"});
+    const r = await fetch("/dashboard/data" + location.search, {cache: "no-store"});
     if (!r.ok) throw new Error("HTTP " + r.status);
     render(await r.json());
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();

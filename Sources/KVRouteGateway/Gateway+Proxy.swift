@@ -7,17 +7,28 @@ import KVRouteDataLayer
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 extension Gateway {
-    /// One completion: parse once, decide, then proxy to the chosen endpoint, retrying the
-    /// next one on a connect failure or a 5xx before the first response byte. After that
-    /// the body streams through chunk by chunk; an upstream failure mid-stream ends an SSE
-    /// stream with an error event. Every request gets exactly one answer.
+    /// One completion: parse once, decide, then proxy to the chosen endpoint. Another
+    /// endpoint is tried only when that is safe: the request never reached the engine
+    /// (connection refused, connect timeout) or the engine answered 5xx/429 before any byte
+    /// went to the client. A request the engine may have started on is never re-sent. One
+    /// request never marks an endpoint unhealthy: health is the prober's (an engine that
+    /// refuses connections fails its next probe within the probe interval). Non-streaming
+    /// answers are read whole first, so a cut-off or silent engine becomes a clean 502/504;
+    /// streams pass through chunk by chunk and end with an error event when the engine
+    /// fails, goes silent for `upstreamIdleTimeout` or runs past `upstreamTimeout`. Every
+    /// request gets exactly one answer, and the routing bookkeeping ends exactly once.
     func complete(_ req: Request, _ ctx: BasicRequestContext, kind: APIKind) async throws -> Response {
         let started = ContinuousClock.now
-        let requestID = req.headers[Self.requestIDHeader] ?? UUID().uuidString.lowercased()
+        let timeout = configuration.upstreamTimeout
+        let deadline = started + .milliseconds(timeout.isFinite ? Int64(min(max(timeout, 0), 1e9) * 1000) : 1_000_000_000_000)
+        let clientRequestID = req.headers[Self.requestIDHeader]
+        let requestID = clientRequestID ?? UUID().uuidString.lowercased()
         if let type = req.headers[.contentType], !type.lowercased().contains("json") {
-            throw GatewayError(.unsupportedMediaType, "Unsupported Content-Type \"\(type)\"; send application/json")
+            throw GatewayError(.unsupportedMediaType, "Unsupported Content-Type \"\(type.prefix(100))\"; send application/json")
         }
         if let length = req.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
             throw GatewayError(.contentTooLarge, "Request body of \(length) bytes exceeds the limit of \(configuration.maxBodyBytes) bytes")
@@ -38,23 +49,33 @@ extension Gateway {
         let session = SessionKey.normalize(req.headers)
         var pluginHeaders: [String: String] = [:]
         for f in req.headers where f.name.canonicalName == "x-session-token" { pluginHeaders["x-session-token"] = f.value }
+        // The routing core keys its bookkeeping by request id: a client-chosen id could
+        // collide with another request's, so the core gets one of its own.
         let inference = InferenceRequest(
-            requestID: requestID, model: parsed.model, apiKind: kind, prompt: parsed.prompt,
-            sessionKey: session, headers: pluginHeaders, subsetHint: nil)
+            requestID: clientRequestID == nil ? requestID : UUID().uuidString.lowercased(), model: parsed.model, apiKind: kind,
+            prompt: parsed.prompt, sessionKey: session, headers: pluginHeaders, subsetHint: nil)
 
         let decision: RoutingDecision
         do {
             decision = try policy.decide(inference, snapshots: pool.snapshots(), maxAttempts: configuration.maxAttempts)
         } catch let e as KVRouteError {
             metrics.requestCompleted(model: parsed.model, endpoint: nil, seconds: Self.seconds(since: started), errorCode: "503")
-            throw GatewayError(.serviceUnavailable, "no endpoint can take the request: \(e.message)")
+            logger.warning("no endpoint can take the request", metadata: ["request.id": "\(requestID)", "error": "\(e.message)"])
+            throw GatewayError(.serviceUnavailable, "no endpoint can take the request")
         }
+        let completion = RoutingCompletion(policy: policy, request: inference)
         metrics.decided(decision)
-        let explain = configuration.alwaysExplain || req.headers[Self.explainRequestHeader].map { $0 == "1" || $0.lowercased() == "true" } ?? false
+        let explain = explanationAllowed(req.headers)
+        let context = ProxyContext(
+            requestID: requestID, inference: inference, decision: decision, explain: explain, started: started,
+            deadline: deadline, completion: completion)
 
         var failures: [String] = []
         for (attempt, endpoint) in decision.endpoints.enumerated() {
-            guard let member = pool.member(endpoint) else { continue }
+            guard let member = pool.member(endpoint) else {
+                failures.append("\(endpoint): left the pool")
+                continue
+            }
             let isLast = attempt == decision.endpoints.count - 1
             var upstream = HTTPClientRequest(url: member.baseURL + req.uri.path)
             upstream.method = .POST
@@ -62,76 +83,138 @@ extension Gateway {
             upstream.body = .bytes(body)
             let response: HTTPClientResponse
             do {
-                response = try await client.execute(upstream, timeout: .seconds(Int64(configuration.upstreamTimeout)))
+                response = try await client.execute(upstream, deadline: NIODeadline.now() + .nanoseconds(Self.nanoseconds(deadline - .now)))
             } catch {
-                pool.recordConnectFailure(endpoint, error: "\(error)")
                 failures.append("\(endpoint): \(error)")
-                if !isLast { metrics.retries.increment() }
-                logger.warning("upstream failed before the response", metadata: ["request.id": "\(requestID)", "endpoint": "\(endpoint)", "error": "\(error)"])
-                continue
+                if Self.neverReachedEngine(error) {
+                    if !isLast { metrics.retries.increment() }
+                    logger.warning("engine unreachable; trying the next one", metadata: [
+                        "request.id": "\(requestID)", "endpoint": "\(endpoint)", "error": "\(error)"])
+                    continue
+                }
+                // The engine may have the request: sending it again could run it twice.
+                let timedOut = ContinuousClock.now >= deadline
+                completion.finish(servedBy: nil)
+                metrics.requestCompleted(model: parsed.model, endpoint: endpoint, seconds: Self.seconds(since: started), errorCode: timedOut ? "504" : "502")
+                logger.error("engine failed before answering", metadata: [
+                    "request.id": "\(requestID)", "endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(failures.joined(separator: "; "))"])
+                throw timedOut
+                    ? GatewayError(.gatewayTimeout, "the engine did not answer in time")
+                    : GatewayError(.badGateway, "the engine failed before answering")
             }
-            if response.status.code >= 500 && !isLast {
-                failures.append("\(endpoint): status \(response.status.code)")
-                _ = try? await response.body.collect(upTo: 1 << 20)
+            let code = response.status.code
+            if (code >= 500 || code == 429) && !isLast {
+                // Nothing reached the client yet; dropping the response aborts it upstream.
+                failures.append("\(endpoint): status \(code)")
                 metrics.retries.increment()
-                logger.warning("upstream answered 5xx; retrying", metadata: ["request.id": "\(requestID)", "endpoint": "\(endpoint)", "status": "\(response.status.code)"])
+                logger.warning("engine answered \(code); trying the next one", metadata: [
+                    "request.id": "\(requestID)", "endpoint": "\(endpoint)", "status": "\(code)"])
                 continue
             }
-            return proxied(response, endpoint: endpoint, decision: decision, inference: inference, explain: explain, started: started, attempt: attempt)
+            return try await answer(response, from: endpoint, attempt: attempt, context)
         }
-        policy.finished(inference, servedBy: nil)
+        completion.finish(servedBy: nil)
         metrics.requestCompleted(model: parsed.model, endpoint: nil, seconds: Self.seconds(since: started), errorCode: "502")
-        throw GatewayError(.badGateway, "no endpoint could serve the request (\(failures.joined(separator: "; ")))")
+        logger.error("no endpoint could serve the request", metadata: [
+            "request.id": "\(requestID)", "failures": "\(failures.joined(separator: "; "))"])
+        throw GatewayError(.badGateway, "no endpoint could serve the request")
     }
 
-    /// Streams an upstream response back to the client.
-    private func proxied(_ response: HTTPClientResponse, endpoint: EndpointAddress, decision: RoutingDecision, inference: InferenceRequest, explain: Bool, started: ContinuousClock.Instant, attempt: Int) -> Response {
+    /// What one proxied request carries from the decision to its answer.
+    struct ProxyContext: Sendable {
+        var requestID: String
+        var inference: InferenceRequest
+        var decision: RoutingDecision
+        var explain: Bool
+        var started: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant
+        var completion: RoutingCompletion
+    }
+
+    /// Errors of a request that never left the gateway: another engine may take it.
+    static func neverReachedEngine(_ error: any Error) -> Bool {
+        if let e = error as? HTTPClientError { return e == .connectTimeout || e == .getConnectionFromPoolTimeout }
+        if error is NIOConnectionError { return true }
+        if let e = error as? ChannelError, case .connectTimeout = e { return true }
+        if let e = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH].contains(e.errnoCode) }
+        return false
+    }
+
+    /// The client's answer from one engine's response.
+    private func answer(_ response: HTTPClientResponse, from endpoint: EndpointAddress, attempt: Int, _ c: ProxyContext) async throws -> Response {
         var headers = HTTPFields()
-        var contentLength: Int?
         var isSSE = false
         for h in response.headers {
             let name = h.name.lowercased()
-            if Self.hopByHop.contains(name) { continue }
-            if name == "content-length" { contentLength = Int(h.value); continue }
+            if Self.hopByHop.contains(name) || name == "content-length" { continue }
             if name == "content-type" && h.value.lowercased().hasPrefix("text/event-stream") { isSSE = true }
             if let n = HTTPField.Name(h.name) { headers.append(HTTPField(name: n, value: h.value)) }
         }
         headers[Self.upstreamHostHeader] = endpoint.description
-        if explain { headers[Self.decisionHeader] = decisionHeaderValue(decision) }
+        if c.explain { headers[Self.decisionHeader] = decisionHeaderValue(c.decision) }
         let status = HTTPResponse.Status(code: Int(response.status.code))
-        let logger = self.logger, metrics = self.metrics, policy = self.policy, dashboard = self.dashboard
-        let matched = decision.result?.explanation.matchedPrefixBlocks ?? 0
-        let streaming = isSSE
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: streaming ? nil : contentLength) { writer in
-            var upstreamError: (any Error)?
-            var iterator = response.body.makeAsyncIterator()
-            while true {
-                let chunk: ByteBuffer?
-                do { chunk = try await iterator.next() } catch { upstreamError = error; break }
-                guard let chunk else { break }
-                do { try await writer.write(chunk) } catch {
-                    // The client went away; stop reading upstream.
-                    upstreamError = nil
-                    break
-                }
+        let idle = configuration.upstreamIdleTimeout
+
+        guard isSSE else {
+            let (body, outcome) = await UpstreamBody.collect(response.body, limit: configuration.maxResponseBytes, idle: idle, deadline: c.deadline)
+            c.completion.finish(servedBy: endpoint)
+            switch outcome {
+            case .complete:
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: status.code >= 400 ? String(status.code) : nil)
+                return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+            case .upstreamFailed(let error):
+                let timedOut = error is UpstreamBody.Timeout
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: timedOut ? "504" : "502", error: error)
+                throw timedOut
+                    ? GatewayError(.gatewayTimeout, "the engine stopped answering")
+                    : GatewayError(.badGateway, "the engine's answer was cut short")
+            case .consumerFailed(let error):
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "502", error: error)
+                throw GatewayError(.badGateway, "the engine's answer exceeds the gateway's limit of \(configuration.maxResponseBytes) bytes")
             }
-            if let upstreamError, streaming {
-                let e = GatewayError(.badGateway, "upstream \(endpoint) failed mid-stream: \(upstreamError)")
+        }
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
+            let outcome = await UpstreamBody.pump(response.body, idle: idle, deadline: c.deadline) { try await writer.write($0) }
+            c.completion.finish(servedBy: endpoint)
+            switch outcome {
+            case .complete:
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: status.code >= 400 ? String(status.code) : nil)
+            case .upstreamFailed(let error):
+                let reason = error is UpstreamBody.Timeout ? "\(error)" : "the connection to the engine was lost"
+                let e = GatewayError(.badGateway, "the engine failed mid-stream: \(reason)")
                 try? await writer.write(e.sseEvent)
                 try? await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "502", error: error)
+            case .consumerFailed(let error):
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "499", error: error)
             }
-            policy.finished(inference, servedBy: endpoint)
-            dashboard.recordRouted(endpoint, session: inference.sessionKey, decisionSeconds: decision.decisionSeconds)
-            let seconds = Self.seconds(since: started)
-            metrics.requestCompleted(model: inference.model, endpoint: endpoint, seconds: seconds, errorCode: upstreamError != nil ? "502" : (status.code >= 400 ? String(status.code) : nil))
-            logger.info("routed", metadata: [
-                "request.id": "\(inference.requestID)", "session": "\(inference.sessionKey ?? "-")", "endpoint": "\(endpoint)",
-                "mode": "\(decision.mode.rawValue)", "matched_prefix_blocks": "\(matched)",
-                "decision_us": "\(Int(decision.decisionSeconds * 1_000_000))", "attempt": "\(attempt + 1)", "status": "\(status.code)",
-                "duration_ms": "\(Int(seconds * 1000))",
-            ])
             try await writer.finish(nil)
         })
+    }
+
+    /// Metrics, dashboard and the log line of a request an engine answered.
+    private func finished(_ c: ProxyContext, endpoint: EndpointAddress, attempt: Int, status: HTTPResponse.Status, errorCode: String?, error: (any Error)? = nil) {
+        if errorCode == nil { dashboard.recordRouted(endpoint, session: c.inference.sessionKey, decisionSeconds: c.decision.decisionSeconds) }
+        let seconds = Self.seconds(since: c.started)
+        metrics.requestCompleted(model: c.inference.model, endpoint: endpoint, seconds: seconds, errorCode: errorCode)
+        var metadata: Logger.Metadata = [
+            "request.id": "\(c.requestID)", "session": "\(c.inference.sessionKey ?? "-")", "endpoint": "\(endpoint)",
+            "mode": "\(c.decision.mode.rawValue)", "matched_prefix_blocks": "\(c.decision.result?.explanation.matchedPrefixBlocks ?? 0)",
+            "decision_us": "\(Int(c.decision.decisionSeconds * 1_000_000))", "attempt": "\(attempt + 1)", "status": "\(status.code)",
+            "duration_ms": "\(Int(seconds * 1000))",
+        ]
+        if let error {
+            metadata["error"] = "\(error)"
+            logger.warning("routed; the answer failed", metadata: metadata)
+        } else {
+            logger.info("routed", metadata: metadata)
+        }
+    }
+
+    /// Whether the request presents the operator's explain secret (compared in constant time).
+    func explanationAllowed(_ headers: HTTPFields) -> Bool {
+        guard let secret = configuration.explainSecret, let presented = headers[Self.explainRequestHeader] else { return false }
+        return OperatorSecret.matches(presented, secret)
     }
 
     func decisionHeaderValue(_ d: RoutingDecision) -> String {
@@ -161,9 +244,11 @@ extension Gateway {
         let members = pool.members.filter(pool.isHealthy) + pool.members.filter { !pool.isHealthy($0) }
         for m in members {
             do {
+                let deadline = ContinuousClock.now + .seconds(5)
                 let res = try await client.execute(HTTPClientRequest(url: m.baseURL + "/v1/models"), timeout: .seconds(5))
-                let body = try await res.body.collect(upTo: 4 << 20)
                 guard res.status == .ok else { continue }
+                let (body, outcome) = await UpstreamBody.collect(res.body, limit: 4 << 20, idle: .seconds(5), deadline: deadline)
+                guard case .complete = outcome else { continue }
                 return Response(status: .ok, headers: [.contentType: "application/json", Self.upstreamHostHeader: m.address.description], body: .init(byteBuffer: body))
             } catch {
                 continue
@@ -172,8 +257,43 @@ extension Gateway {
         throw GatewayError(.serviceUnavailable, "no endpoint answered /v1/models")
     }
 
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        max(0, d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+    }
+
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock.now - start
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
+
+/// Ends a request's routing bookkeeping (the core's in-flight count) exactly once: when the
+/// answer ends, or when the answer is dropped unsent (the client left before its head was
+/// written) — whichever comes first.
+final class RoutingCompletion: Sendable {
+    let policy: RoutingPolicy
+    let request: InferenceRequest
+    private let done = Atomic<Bool>(false)
+
+    init(policy: RoutingPolicy, request: InferenceRequest) {
+        self.policy = policy
+        self.request = request
+    }
+
+    func finish(servedBy: EndpointAddress?) {
+        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        policy.finished(request, servedBy: servedBy)
+    }
+
+    deinit { finish(servedBy: nil) }
+}
+
+/// The operator's secret, compared in time that depends only on the secret's length.
+enum OperatorSecret {
+    static func matches(_ presented: String, _ secret: String) -> Bool {
+        let p = Array(presented.utf8), s = Array(secret.utf8)
+        var diff: UInt8 = p.count == s.count ? 0 : 1
+        for i in s.indices { diff |= (i < p.count ? p[i] : 0) ^ s[i] }
+        return diff == 0
     }
 }

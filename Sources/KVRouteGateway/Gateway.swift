@@ -38,6 +38,7 @@ public final class Gateway: Sendable {
         tracker = try EndpointTracker(
             endpoints: configuration.endpoints,
             intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
+            proxy: .init(connectionsPerEndpoint: configuration.upstreamConnectionsPerEndpoint, connectTimeout: configuration.upstreamConnectTimeout),
             logger: logger
         ) { left in
             for endpoint in left { scheduler?.forget(endpoint: endpoint) }
@@ -52,7 +53,8 @@ public final class Gateway: Sendable {
     }
 
     public var pool: EndpointPool { tracker.pool }
-    var client: HTTPClient { tracker.client }
+    /// The proxy's client (scrapes and probes use ``EndpointTracker/client``).
+    var client: HTTPClient { tracker.proxyClient }
 
     /// Every Service of the gateway, in start order (stopped in reverse).
     public var services: [any Service] {
@@ -69,6 +71,7 @@ public final class Gateway: Sendable {
     func makeApplication() -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
+            server: ClientTimeoutChannel.builder(configuration.clientTimeouts),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { [self] channel in
                 let p = channel.localAddress?.port ?? configuration.port

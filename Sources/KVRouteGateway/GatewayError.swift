@@ -21,6 +21,7 @@ public struct GatewayError: Error, Sendable, HTTPResponseError, CustomStringConv
         switch s.code {
         case 400: "BadRequestError"
         case 404: "NotFoundError"
+        case 408: "RequestTimeoutError"
         case 413: "RequestEntityTooLargeError"
         case 415: "UnsupportedMediaTypeError"
         case 429: "RateLimitError"
@@ -58,8 +59,9 @@ struct GatewayErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default: throw GatewayError(e.status, e.body ?? e.status.reasonPhrase)
             }
         } catch {
+            // The details stay in the log: they may name engines or other internals.
             context.logger.error("request failed", metadata: ["error": "\(error)"])
-            throw GatewayError(.internalServerError, "internal error: \(error)")
+            throw GatewayError(.internalServerError, "internal error")
         }
     }
 }

@@ -29,6 +29,8 @@ struct DemoCommand: AsyncParsableCommand {
         if l.logLevel == .info { l.logLevel = .warning }
         let logger = l.bootstrap(label: "kvroute.demo")
         var s = Demo.Settings()
+        // A fresh operator secret per run: the decision header and the dashboard are its.
+        s.explainSecret = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
         s.sleepSeconds = sleepSeconds
         s.requests = requests
         s.gatewayPort = port
@@ -93,9 +95,9 @@ struct DemoCommand: AsyncParsableCommand {
             }
             print("Serving until Ctrl-C:")
             print("  gateway    \(main)")
-            print("  dashboard  \(main)/dashboard")
+            print("  dashboard  \(main)/dashboard?key=\(s.explainSecret ?? "")")
             print("  metrics    \(main)/metrics")
-            print("  try:       curl -s \(main)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: me' -H 'x-kvroute-explain: 1' -i \\")
+            print("  try:       curl -s \(main)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: me' -H 'x-kvroute-explain: \(s.explainSecret ?? "")' -i \\")
             print("               -d '{\"model\":\"meta-llama/Llama-3.2-3B-Instruct\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a story about AI\"}],\"max_tokens\":32}'")
             // Ctrl-C reaches both groups; wait for the gateways, then the engines.
             try await gatewayTask?.value

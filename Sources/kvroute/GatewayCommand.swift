@@ -26,8 +26,17 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Metrics scrape interval, ms.") var scrapeIntervalMs = 50
     @Option(help: "Health probe interval, ms.") var probeIntervalMs = 250
     @Option(help: "DNS re-resolution interval for endpoint names, s.") var discoveryIntervalS = 5
-    @Option(help: "Upper bound on one upstream exchange, s.") var upstreamTimeoutS = 600.0
-    @Flag(help: "Send the x-kvroute-decision header on every response (otherwise only when the request sends x-kvroute-explain: 1).") var explain = false
+    @Option(help: "Upper bound on one request's whole upstream exchange (every attempt, the answer's head and body), s.") var upstreamTimeoutS = 600.0
+    @Option(help: "Longest silence of an engine within an answer's body, s: a stream then ends with an error event, a plain answer becomes 504.") var upstreamIdleTimeoutS = 60.0
+    @Option(help: "Time allowed to connect to an engine, ms (a request still waiting for a connection then moves to the next engine).") var upstreamConnectTimeoutMs = 1000
+    @Option(help: "Connections to one engine (requests above it wait for one up to the connect timeout).") var upstreamConnections = 1024
+    @Option(help: "Largest non-streaming answer of an engine, bytes (read whole before it is sent on; larger ones become 502).") var maxResponseBytes = 32 << 20
+    @Option(help: "A client connection idle between requests is closed after this long, s.") var clientIdleTimeoutS = 60.0
+    @Option(help: "A request head must be complete this long after its first byte, s (else the connection is closed).") var clientHeaderTimeoutS = 10.0
+    @Option(help: "A request body must be complete this long after its head, s (else 408 and the connection is closed).") var clientBodyTimeoutS = 60.0
+    @Option(help: ArgumentHelp(
+        "The operator's secret (at least 16 characters; or env KVROUTE_EXPLAIN_SECRET). Only requests sending x-kvroute-explain: SECRET get the x-kvroute-decision header, and /dashboard?key=SECRET is served only with it. Without it neither exists: per-endpoint prefix scores would tell any client what other clients sent. (There is no always-explain switch, for the same reason.)",
+        valueName: "secret")) var explainSecret: String?
     @Option(help: "Seed for tie-breaks and random choices (default: random).") var seed: UInt64?
     @OptionGroup var logging: LoggingOptions
 
@@ -43,7 +52,28 @@ struct GatewayCommand: AsyncParsableCommand {
             host: host, port: port, endpoints: endpoints, mode: mode ?? (picker == .on ? .picker : .consistentHash),
             pickerConfig: picked, maxBodyBytes: maxBodyBytes, maxAttempts: maxAttempts,
             scrapeInterval: .milliseconds(scrapeIntervalMs), probeInterval: .milliseconds(probeIntervalMs),
-            discoveryInterval: .seconds(discoveryIntervalS), upstreamTimeout: upstreamTimeoutS, alwaysExplain: explain, seed: seed)
+            discoveryInterval: .seconds(discoveryIntervalS),
+            upstreamTimeout: Double(try Self.seconds(upstreamTimeoutS, "--upstream-timeout-s").components.seconds),
+            upstreamIdleTimeout: try Self.seconds(upstreamIdleTimeoutS, "--upstream-idle-timeout-s"),
+            maxResponseBytes: maxResponseBytes, upstreamConnectionsPerEndpoint: max(1, upstreamConnections),
+            upstreamConnectTimeout: .milliseconds(max(1, upstreamConnectTimeoutMs)),
+            clientTimeouts: .init(
+                idle: try Self.seconds(clientIdleTimeoutS, "--client-idle-timeout-s"),
+                head: try Self.seconds(clientHeaderTimeoutS, "--client-header-timeout-s"),
+                body: try Self.seconds(clientBodyTimeoutS, "--client-body-timeout-s")),
+            explainSecret: try Self.explainSecret(explainSecret ?? ProcessInfo.processInfo.environment["KVROUTE_EXPLAIN_SECRET"]),
+            seed: seed)
+    }
+
+    static func seconds(_ value: Double, _ flag: String) throws -> Duration {
+        guard value.isFinite, value > 0 else { throw ValidationError("\(flag) must be a positive number of seconds") }
+        return .milliseconds(Int64(min(value, 86_400) * 1000))
+    }
+
+    static func explainSecret(_ secret: String?) throws -> String? {
+        guard let secret, !secret.isEmpty else { return nil }
+        guard secret.count >= 16 else { throw ValidationError("--explain-secret must be at least 16 characters") }
+        return secret
     }
 
     func run() async throws {

@@ -34,7 +34,8 @@ struct DashboardTests {
     func dashboardMatchesMetrics() async throws {
         let chromium = try #require(Self.chromium, "chromium is not installed; run scripts/test.sh")
         try await withSimCluster(engines: 3) { _, urls in
-            try await withGateway(endpoints: urls) { _, gw in
+            let key = "dashboard-secret-0123456789"
+            try await withGateway(endpoints: urls, explainSecret: key) { _, gw in
                 let traffic = Task {
                     var i = 0
                     while !Task.isCancelled && i < 2_000 {
@@ -46,13 +47,13 @@ struct DashboardTests {
                 }
                 try await Task.sleep(for: .seconds(1))
                 let shot = ExternalTool.repositoryRoot.appendingPathComponent(".build/dashboard.png").path
-                let r = try await Self.browse(chromium, ["--screenshot=\(shot)", "--virtual-time-budget=3000", gw + "/dashboard"])
+                let r = try await Self.browse(chromium, ["--screenshot=\(shot)", "--virtual-time-budget=3000", gw + "/dashboard?key=\(key)"])
                 #expect(FileManager.default.fileExists(atPath: shot), "\(r.stderr.suffix(1500))")
                 traffic.cancel()
                 _ = await traffic.result
                 // Let the scraper see the engines' final counters.
                 try await Task.sleep(for: .milliseconds(400))
-                let dump = try await Self.browse(chromium, ["--dump-dom", "--virtual-time-budget=3000", gw + "/dashboard"])
+                let dump = try await Self.browse(chromium, ["--dump-dom", "--virtual-time-budget=3000", gw + "/dashboard?key=\(key)"])
                 let shown = Self.cells(dump.stdout)
                 #expect(shown.count == 3, "cells: \(shown) \(dump.stderr.suffix(1500))")
                 let gatewayMetrics = try await TestHTTP.request(gw + "/metrics").body

@@ -7,11 +7,11 @@ import Logging
 /// Runs `body` against a gateway in front of `endpoints`, on a free loopback port.
 func withGateway<T: Sendable>(
     endpoints: [String], mode: RoutingMode = .picker, config: EndpointPickerConfig = .kvrouteDefault,
-    seed: UInt64? = 1, _ body: @Sendable (Gateway, String) async throws -> T
+    seed: UInt64? = 1, explainSecret: String? = nil, _ body: @Sendable (Gateway, String) async throws -> T
 ) async throws -> T {
     let gateway = try Gateway(configuration: GatewayConfiguration(
         host: "127.0.0.1", port: 0, endpoints: endpoints, mode: mode, pickerConfig: config,
-        maxBodyBytes: 4 << 20, seed: seed), logger: quietLogger)
+        maxBodyBytes: 4 << 20, explainSecret: explainSecret, seed: seed), logger: quietLogger)
     await gateway.warmUp()
     return try await withServices(gateway.services) {
         let port = await gateway.waitUntilListening()

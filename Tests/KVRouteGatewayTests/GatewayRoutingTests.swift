@@ -129,11 +129,11 @@ struct GatewayRoutingTests {
         }
     }
 
-    @Test("the decision explains itself when asked")
+    @Test("the decision explains itself when the operator asks")
     func explanation() async throws {
         try await withSimCluster(engines: 2) { _, urls in
-            try await withGateway(endpoints: urls) { _, gw in
-                let r = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chatBody(system: "s", user: "u"), headers: [("x-kvroute-explain", "1")])
+            try await withGateway(endpoints: urls, explainSecret: "operator-secret-0123456789") { _, gw in
+                let r = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chatBody(system: "s", user: "u"), headers: [("x-kvroute-explain", "operator-secret-0123456789")])
                 let header = try #require(r.headers.first(name: "x-kvroute-decision"))
                 #expect(header.contains("prefix"))
                 let plain = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chatBody(system: "s", user: "u"))
