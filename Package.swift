@@ -257,6 +257,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Real kvroute processes, Envoy and sim engines under injected faults, killed and
+        // restarted, with clients walking away: every request answered, nothing left behind.
+        .testTarget(
+            name: "KVRouteChaosTests",
+            dependencies: [
+                "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KVRouteGatewayTests",
             dependencies: [

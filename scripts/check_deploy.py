@@ -266,12 +266,36 @@ def envoy_template_parts():
             raise SystemExit(f"check-deploy: {rel(ENVOY_TEMPLATE)} has no cluster {name}")
     # The HTTP filters in the order the template runs them, up to (not including) the router.
     ordered = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.router"]
+    picked_cluster = clusters[picked_cluster_name]
+    picked = copy.deepcopy(picked_route[0])
+    if picked_cluster.get("type") != "ORIGINAL_DST":
+        # The template's picked cluster lists the engines; the Istio gateway has no such list.
+        # Retrying, and hashing for a fallback, only make sense where the cluster can walk the
+        # picker's fallbacks.
+        picked_cluster = istio_picked_cluster(picked_cluster_name)
+        for key in ("retry_policy", "hash_policy"):
+            picked["route"].pop(key, None)
     return {
         "http_filters": ordered,
+        "connection_manager": {k: hcm[k] for k in HCM_SETTINGS if k in hcm},
         "internal_only_headers": hcm["route_config"].get("internal_only_headers", []),
-        "picked_route": picked_route[0],
-        "clusters": [clusters[epp_cluster_name], clusters[picked_cluster_name]],
+        "picked_route": picked,
+        "clusters": [clusters[epp_cluster_name], picked_cluster],
     }
+
+
+# The connection manager settings that decide which peers count as internal (and so keep
+# internal_only_headers): merged into the Istio gateway's own connection manager.
+HCM_SETTINGS = ("use_remote_address", "internal_address_config")
+
+
+def istio_picked_cluster(name):
+    """In the Istio gateway the picked route connects to the ip:port the picker's header names
+    (the primary; the session Lua filter removed any the client sent). The template's
+    override_host cluster, which also walks the picker's fallbacks, needs the engines listed
+    in the cluster: Istio configures that itself for an InferencePool."""
+    return {"name": name, "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED", "connect_timeout": "1s",
+            "original_dst_lb_config": {"use_http_header": True, "http_header_name": "x-gateway-destination-endpoint"}}
 
 
 def fill_placeholders(node, values):
@@ -293,7 +317,7 @@ def generate_envoyfilter():
         "EPP_HOST": f"{EPP_SERVICE}.{EPP_NAMESPACE}.svc.cluster.local",
         "EPP_PORT": EPP_PORT,
         "EPP_HEALTH_PORT": EPP_HEALTH_PORT,
-        # Headers only, with fail-open: the seed's mode (BUFFERED and STREAMED fail open too).
+        # Headers only, with fail-open (BUFFERED and STREAMED fail open too).
         "REQUEST_BODY_MODE": "NONE",
     })
     before_router = {
@@ -310,6 +334,13 @@ def generate_envoyfilter():
     for f in parts["http_filters"]:
         patches.append({"applyTo": "HTTP_FILTER", "match": before_router,
                         "patch": {"operation": "INSERT_BEFORE", "value": f}})
+    if parts["connection_manager"]:
+        hcm_name = "envoy.filters.network.http_connection_manager"
+        patches.append({"applyTo": "NETWORK_FILTER",
+                        "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {"name": hcm_name}}}},
+                        "patch": {"operation": "MERGE", "value": {"name": hcm_name, "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            **parts["connection_manager"]}}}})
     if parts["internal_only_headers"]:
         patches.append({"applyTo": "ROUTE_CONFIGURATION",
                         "match": {"context": "GATEWAY", "routeConfiguration": {}},
@@ -335,11 +366,15 @@ def generate_envoyfilter():
         "#\n"
         "# kvroute epp in the Istio gateway's Envoy, as in the template: the picker's cluster\n"
         "# (HTTP/2, gRPC health checked on 9003) and the ORIGINAL_DST cluster that connects to the\n"
-        "# ip:port the picker names; the session Lua filter and ext_proc (headers only,\n"
-        "# failure_mode_allow: true) before the router; internal_only_headers, so a client never\n"
-        "# picks its own upstream; and, first in every virtual host, the route taken when the\n"
-        "# picker has set x-gateway-destination-endpoint. Without that header (picker down) the\n"
-        "# HTTPRoute's own route serves the request. The overlays rewrite the picker's namespace.\n"
+        "# ip:port the picker names; the Lua filter and ext_proc (headers only,\n"
+        "# failure_mode_allow: true) before the router; and, first in every virtual host, the\n"
+        "# route taken when the picker has set x-gateway-destination-endpoint. Without that\n"
+        "# header (picker down) the HTTPRoute's own route serves the request. A client never picks\n"
+        "# its own upstream: the Lua filter removes every x-gateway-destination-endpoint* header it\n"
+        "# sent and clears the route cache; internal_only_headers strips them too, and the\n"
+        "# connection manager counts no peer as internal (use_remote_address, an empty\n"
+        "# internal_address_config), whatever the gateway's Envoy version trusts by default.\n"
+        "# The overlays rewrite the picker's namespace.\n"
     )
     return header + yaml.dump(envoyfilter, Dumper=_ReadableDumper, sort_keys=False, width=100, default_flow_style=False)
 
@@ -400,8 +435,11 @@ def envoy_bootstrap_from_envoyfilter(ef):
     filters = [copy.deepcopy(p["patch"]["value"]) for p in patches if p["applyTo"] == "HTTP_FILTER"]
     route_config = {"name": "http.80", "virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": [
         {"match": {"prefix": "/"}, "route": {"cluster": "engines", "hash_policy": [{"header": {"header_name": "x-session-id"}}]}}]}]}
+    hcm_settings = {}
     for p in patches:
-        if p["applyTo"] == "ROUTE_CONFIGURATION":
+        if p["applyTo"] == "NETWORK_FILTER" and p["patch"]["operation"] == "MERGE":
+            hcm_settings.update({k: v for k, v in copy.deepcopy(p["patch"]["value"]["typed_config"]).items() if k != "@type"})
+        elif p["applyTo"] == "ROUTE_CONFIGURATION":
             route_config.update(copy.deepcopy(p["patch"]["value"]))
         elif p["applyTo"] == "HTTP_ROUTE" and p["patch"]["operation"] == "INSERT_FIRST":
             route_config["virtual_hosts"][0]["routes"].insert(0, copy.deepcopy(p["patch"]["value"]))
@@ -414,7 +452,7 @@ def envoy_bootstrap_from_envoyfilter(ef):
         "listeners": [{"name": "gateway", "address": {"socket_address": {"address": "0.0.0.0", "port_value": 8080}},
                        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                           "stat_prefix": "gateway", "route_config": route_config,
+                           "stat_prefix": "gateway", **hcm_settings, "route_config": route_config,
                            "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
         "clusters": clusters}}

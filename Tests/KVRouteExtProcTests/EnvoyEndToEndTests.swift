@@ -39,7 +39,7 @@ struct EnvoyEndToEndTests {
         return pods
     }
 
-    @Test("the seed's ramp, headers only: 100 % on one engine, delta hit rate ≥ 95 %; forged destinations ignored; health SERVING")
+    @Test("the ramp, headers only: 100 % on one engine, delta hit rate ≥ 95 %; forged destinations ignored; health SERVING")
     func headersOnlyRamp() async throws {
         try await withSimCluster(engines: 3) { _, urls in
             try await withPicker(engines: urls) { picker in

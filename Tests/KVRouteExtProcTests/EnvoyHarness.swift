@@ -9,7 +9,40 @@ import Logging
 
 /// Real Envoy running one of deploy/envoy's configurations, filled in with test ports by
 /// deploy/envoy/render.sh: the tested configuration is the shipped one.
+/// KVROUTE_ENVOY_CONFIG_DIR renders the configurations from another folder instead (to show
+/// a test fails on an older configuration).
 final class EnvoyProcess: Sendable {
+    /// Which downstream peers Envoy counts as internal (internal peers keep
+    /// `internal_only_headers`).
+    enum InternalPeers: Sendable {
+        /// As the configuration says, with Envoy 1.40's default (no peer) where it says nothing.
+        case asConfigured
+        /// As an Envoy build before 1.36 runs it (the ones Istio releases pin): where the
+        /// configuration sets no `internal_address_config`, RFC1918 and loopback peers are
+        /// internal, and without `use_remote_address` the peer is the last X-Forwarded-For entry.
+        case legacyDefault
+        /// RFC1918 and loopback peers internal whatever the configuration says: what is left
+        /// when that layer is misconfigured.
+        case trusted
+
+        static let legacyRanges = "{unix_sockets: true, cidr_ranges: [{address_prefix: 10.0.0.0, prefix_len: 8}, {address_prefix: 172.16.0.0, prefix_len: 12}, "
+            + "{address_prefix: 192.168.0.0, prefix_len: 16}, {address_prefix: 127.0.0.0, prefix_len: 8}]}"
+
+        func apply(to config: String) -> String {
+            var lines = config.components(separatedBy: "\n")
+            if self == .asConfigured { return config }
+            if let i = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("internal_address_config:") }) {
+                guard self == .trusted else { return config }
+                let indent = lines[i].prefix { $0 == " " }
+                lines[i] = indent + "internal_address_config: " + Self.legacyRanges
+            } else if let i = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "stat_prefix: gateway" }) {
+                let indent = lines[i].prefix { $0 == " " }
+                lines.insert(indent + "internal_address_config: " + Self.legacyRanges, at: i + 1)
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
     let listenPort = freePort()
     let adminPort = freePort()
     let process: BackgroundProcess
@@ -17,17 +50,19 @@ final class EnvoyProcess: Sendable {
 
     static var binary: String? { ExternalTool.find("envoy") }
 
-    init(config: String, eppPort: Int, eppHealthPort: Int, engines: [String], requestBodyMode: String = "NONE") throws {
+    init(config: String, eppPort: Int, eppHealthPort: Int, engines: [String], requestBodyMode: String = "NONE", internalPeers: InternalPeers = .asConfigured) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kvroute-envoy-\(UUID().uuidString.prefix(8)).yaml")
-        try Self.render(config, listen: listenPort, admin: adminPort, epp: eppPort, eppHealth: eppHealthPort, engines: engines, mode: requestBodyMode)
-            .write(to: file, atomically: true, encoding: .utf8)
+        let rendered = try Self.render(config, listen: listenPort, admin: adminPort, epp: eppPort, eppHealth: eppHealthPort, engines: engines, mode: requestBodyMode)
+        try internalPeers.apply(to: rendered).write(to: file, atomically: true, encoding: .utf8)
         process = try BackgroundProcess(try ExternalTool.require("envoy"), ["-c", file.path, "--disable-hot-restart", "--log-level", "warning", "--concurrency", "2"], name: "envoy")
     }
 
     static func render(_ config: String, listen: Int, admin: Int, epp: Int, eppHealth: Int, engines: [String], mode: String = "NONE") throws -> String {
         let root = ExternalTool.repositoryRoot
+        let dir = ProcessInfo.processInfo.environment["KVROUTE_ENVOY_CONFIG_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? root.appendingPathComponent("deploy/envoy")
         let r = try ExternalTool.run(root.appendingPathComponent("deploy/envoy/render.sh").path, [
-            root.appendingPathComponent("deploy/envoy/\(config)").path, "\(listen)", "\(admin)", "127.0.0.1:\(epp)", "\(eppHealth)",
+            dir.appendingPathComponent(config).path, "\(listen)", "\(admin)", "127.0.0.1:\(epp)", "\(eppHealth)",
             engines.joined(separator: ","), mode,
         ])
         guard r.status == 0 else { throw ExternalTool.Missing(description: "render.sh failed: \(r.stderr)") }

@@ -16,4 +16,4 @@ for h in "${hosts[@]}"; do
 done
 sed -e "s/LISTEN_PORT/$listen/" -e "s/ADMIN_PORT/$admin/" -e "s/EPP_HOST/${epp%:*}/" \
     -e "s/EPP_HEALTH_PORT/$health/" -e "s/EPP_PORT/${epp##*:}/" \
-    -e "s/REQUEST_BODY_MODE/$mode/" -e "s|ENGINE_ENDPOINTS|[$list]|" "$template"
+    -e "s/REQUEST_BODY_MODE/$mode/" -e "s|ENGINE_ENDPOINTS|[$list]|g" "$template"
