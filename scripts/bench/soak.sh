@@ -155,7 +155,7 @@ load=$!
 elapsed=0
 while kill -0 "$load" 2>/dev/null; do
   sleep 5; elapsed=$((elapsed + 5))
-  if [ $((elapsed % 60)) -eq 0 ] && kill -0 "$load" 2>/dev/null; then snapshot "${elapsed}s" | tee -a "$work/snapshots"; fi
+  if [ $((elapsed % 60)) -eq 0 ] && [ "$elapsed" -lt "${DURATION%.*}" ]; then snapshot "${elapsed}s" | tee -a "$work/snapshots"; fi
 done
 wait "$load" || true
 kill "$toggler" 2>/dev/null || true
