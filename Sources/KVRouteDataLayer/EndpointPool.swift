@@ -110,13 +110,21 @@ public final class EndpointPool: Sendable {
             let age = m.lastScrape.map { Self.seconds(now - $0) }
             return EndpointSnapshot(
                 address: m.address, labels: m.labels,
-                waitingRequests: m.metrics?.waiting ?? 0, runningRequests: m.metrics?.running ?? 0,
-                kvCacheUsage: m.metrics?.kvCacheUsage ?? 0, inFlight: 0,
+                waitingRequests: Self.count(m.metrics?.waiting), runningRequests: Self.count(m.metrics?.running),
+                kvCacheUsage: Self.fraction(m.metrics?.kvCacheUsage), inFlight: 0,
                 healthy: isHealthy(m), metricsAge: age, maxNumSeqs: nil)
         }
     }
 
     public var healthyCount: Int { members.filter(isHealthy).count }
+
+    /// What an engine reported stays inside what the decision core can add and compare,
+    /// however the snapshot was made.
+    static func count(_ n: Int?) -> Int { min(max(n ?? 0, 0), EngineMetricsSnapshot.maxRequestCount) }
+    static func fraction(_ x: Double?) -> Double {
+        guard let x, x.isFinite else { return 0 }
+        return min(max(x, 0), 1)
+    }
 
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18

@@ -6,13 +6,15 @@ import ServiceLifecycle
 
 /// Scrapes every endpoint's `/metrics` on a fixed interval (50 ms by default, as llm-d does)
 /// and feeds the pool. A failed or timed-out scrape marks the endpoint unhealthy at once; the
-/// next good scrape brings it back.
+/// next good scrape brings it back. Samples an engine gets wrong (``EngineSampleRejection``)
+/// are left out one by one, counted in ``rejections`` and logged once per endpoint and reason.
 public struct MetricsScraper: Service {
     public let pool: EndpointPool
     public let client: HTTPClient
     public let interval: Duration
     public let timeout: TimeAmount
     public let logger: Logger
+    public let rejections = EngineSampleRejections()
 
     public init(pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(50), timeout: TimeAmount = .milliseconds(500), logger: Logger) {
         self.pool = pool
@@ -43,10 +45,18 @@ public struct MetricsScraper: Service {
                     if case .failure(let e) = result, pool.member(m.address)?.scrapeFailures == 0 {
                         logger.warning("metrics scrape failed", metadata: ["endpoint": "\(m.address)", "error": "\(e)"])
                     }
+                    if case .success(let s) = result {
+                        for reason in rejections.record(s.rejected, from: m.address) {
+                            logger.warning("engine metrics samples rejected", metadata: [
+                                "endpoint": "\(m.address)", "reason": "\(reason.rawValue)", "samples": "\(s.rejected[reason] ?? 0)",
+                            ])
+                        }
+                    }
                     pool.recordScrape(m.address, result)
                 }
             }
         }
+        rejections.retain(endpoints: Set(pool.members.map(\.address)))
     }
 
     public func run() async throws {

@@ -11,7 +11,8 @@ public struct PrometheusSample: Sendable, Hashable {
 public enum PrometheusText {
     public static func parse(_ text: Substring, filter: (Substring) -> Bool = { _ in true }) -> [PrometheusSample] {
         var out: [PrometheusSample] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        // "\r\n" is one Character: split on it too, so CRLF pages read line by line.
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             guard let first = line.first, first != "#" else { continue }
             let nameEnd = line.firstIndex { $0 == "{" || $0 == " " } ?? line.endIndex
             let name = line[line.startIndex..<nameEnd]

@@ -47,13 +47,17 @@ public struct EngineCore: Sendable {
         guard request.maxTokens > 0 else {
             throw EngineError(code: .invalidRequest, message: "max_tokens must be at least 1, got \(request.maxTokens)")
         }
-        guard prompt + request.maxTokens <= configuration.maxModelLen else {
+        // Compared without adding: max_tokens comes from the client and may be near Int.max.
+        guard request.maxTokens <= configuration.maxModelLen - prompt else {
+            // Both are non-negative Ints, so their sum fits in UInt64.
+            let requested = UInt64(prompt) + UInt64(request.maxTokens)
             throw EngineError(
                 code: .requestTooLarge,
-                message: "This model's maximum context length is \(configuration.maxModelLen) tokens. However, you requested \(prompt + request.maxTokens) tokens (\(prompt) in the messages, \(request.maxTokens) in the completion). Please reduce the length of the messages or completion."
+                message: "This model's maximum context length is \(configuration.maxModelLen) tokens. However, you requested \(requested) tokens (\(prompt) in the messages, \(request.maxTokens) in the completion). Please reduce the length of the messages or completion."
             )
         }
-        let blocksNeeded = (prompt + request.maxTokens + configuration.blockSize - 1) / configuration.blockSize
+        let total = prompt + request.maxTokens
+        let blocksNeeded = total / configuration.blockSize + (total % configuration.blockSize == 0 ? 0 : 1)
         guard blocksNeeded <= configuration.numGPUBlocks else {
             throw EngineError(
                 code: .requestTooLarge,

@@ -71,9 +71,19 @@ public final class EngineRunner: Service, Sendable {
         state.withLock { $0.core.resetPrefixCache() }
     }
 
+    /// Sets the step-duration multiplier, kept finite and at most ``maxSlowdown``.
     public func setSlowdown(_ factor: Double) {
-        state.withLock { $0.core.slowdown = max(0, factor) }
+        let bounded = factor.isFinite ? min(max(0, factor), Self.maxSlowdown) : 1
+        state.withLock { $0.core.slowdown = bounded }
     }
+
+    /// The step-duration multiplier in effect.
+    public var slowdown: Double { state.withLock { $0.core.slowdown } }
+
+    /// Largest slowdown applied; larger asks are taken as this.
+    public static let maxSlowdown = 1e6
+    /// Longest real sleep for one step, whatever the model says.
+    static let maxStepSleep = 3600.0
 
     /// Running and waiting counts, KV usage and the counters, read consistently.
     public func load() -> (running: Int, waiting: Int, kvUsage: Double, stats: EngineStats) {
@@ -110,8 +120,9 @@ public final class EngineRunner: Service, Sendable {
                 if await wakeIterator.next() == nil { return }
                 continue
             }
-            if timeScale > 0 && step.duration > 0 {
-                do { try await Task.sleep(for: .seconds(step.duration * timeScale)) } catch { return }
+            let sleep = step.duration * timeScale
+            if sleep > 0 {
+                do { try await Task.sleep(for: .seconds(sleep.isFinite ? min(sleep, Self.maxStepSleep) : Self.maxStepSleep)) } catch { return }
             }
             var deliveries: [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)] = []
             state.withLock { s in

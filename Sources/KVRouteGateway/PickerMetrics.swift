@@ -8,14 +8,23 @@ import Synchronization
 /// Endpoint Picker's names, so existing llm-d dashboards and alerts read them: scheduling
 /// latency, pool and prefix-index gauges, requests by model and endpoint. The gateway and the
 /// ext_proc picker each add their own on top of one registry. Labels are bounded: models are
-/// the ones engines serve (anything else is `other`), endpoints are pool members.
+/// the ones engines report serving (anything else, and everything before the first scrape, is
+/// `other`), endpoints are pool members, rejection reasons a fixed set.
 public final class PickerMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     let schedulerDuration: ValueHistogram
     let readyPods: Gauge
     let indexerSize: Gauge
     let indexerHitRatio: Gauge
+    let samplesRejected: [EngineSampleRejection: Counter]
     private let knownModels = Mutex<Set<String>>([])
+    /// Rejections already added to ``samplesRejected``, from the scraper's running totals.
+    private let rejectionsCounted = Mutex<[EngineSampleRejection: Int]>([:])
+
+    /// Most model names that label series; engines report few, a misbehaving one many.
+    static let maxKnownModels = 64
+    /// The label value for any model no engine reports.
+    package static let otherModel = "other"
 
     package static let latencyBuckets: [Double] = [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1]
     static let requestBuckets: [Double] = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600]
@@ -26,13 +35,36 @@ public final class PickerMetrics: Sendable {
         readyPods = r.makeGauge(name: "inference_pool_ready_pods", labels: [("name", poolName)], help: "The number of ready pods in the inference server pool.")
         indexerSize = r.makeGauge(name: "inference_extension_prefix_indexer_size", labels: [], help: "Size of the prefix indexer (block hashes held).")
         indexerHitRatio = r.makeGauge(name: "inference_extension_prefix_indexer_hit_ratio", labels: [], help: "Ratio of prefix blocks matched to blocks looked up.")
+        var rejected: [EngineSampleRejection: Counter] = [:]
+        for reason in EngineSampleRejection.allCases {
+            rejected[reason] = r.makeCounter(name: "kvroute_engine_samples_rejected_total", labels: [("reason", reason.rawValue)], help: "Samples of engines' /metrics pages left out because their value or labels are out of range.")
+        }
+        samplesRejected = rejected
     }
 
     /// The models engines serve; they bound the `model_name` label.
-    public func setKnownModels(_ models: Set<String>) { knownModels.withLock { $0 = models } }
+    public func setKnownModels(_ models: Set<String>) {
+        let kept = models.count <= Self.maxKnownModels ? models : Set(models.sorted().prefix(Self.maxKnownModels))
+        knownModels.withLock { $0 = kept }
+    }
 
+    /// A client's model as a label value: itself when an engine reports serving it, else
+    /// ``otherModel``, so clients cannot mint series.
     package func modelLabel(_ m: String) -> String {
-        knownModels.withLock { $0.isEmpty || $0.contains(m) } ? m : "other"
+        knownModels.withLock { $0.contains(m) } ? m : Self.otherModel
+    }
+
+    /// Brings ``samplesRejected`` up to the scraper's running totals.
+    public func recordRejections(_ totals: [EngineSampleRejection: Int]) {
+        let deltas = rejectionsCounted.withLock { counted in
+            totals.compactMap { reason, total -> (EngineSampleRejection, Int)? in
+                let delta = total - (counted[reason] ?? 0)
+                guard delta > 0 else { return nil }
+                counted[reason] = total
+                return (reason, delta)
+            }
+        }
+        for (reason, delta) in deltas { samplesRejected[reason]?.increment(by: Int64(delta)) }
     }
 
     /// A routing decision: its latency, why a fallback took it, and the prefix blocks the
@@ -75,10 +107,12 @@ public final class PickerMetrics: Sendable {
         }
     }
 
-    /// Pool gauges and the known models (which bound `model_name`) from the tracker.
+    /// Pool gauges, the known models (which bound `model_name`) and rejected engine samples
+    /// from the tracker.
     public func refresh(from tracker: EndpointTracker, scheduler: Scheduler?) {
         updatePool(ready: tracker.pool.healthyCount, scheduler: scheduler)
         setKnownModels(tracker.knownModels)
+        recordRejections(tracker.scraper.rejections.totals)
     }
 
     public func render() -> [UInt8] { registry.emitToBuffer() }

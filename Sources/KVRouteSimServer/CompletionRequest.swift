@@ -56,11 +56,15 @@ struct CompletionRequest: Sendable {
             } else if let list = raw as? [Any], list.count == 1, let s = list[0] as? String {
                 prompt = .text(s)
             } else if let list = raw as? [Any], !list.isEmpty, list.allSatisfy({ $0 is NSNumber }) {
-                let ids = list.compactMap { ($0 as? NSNumber)?.int64Value }
-                guard ids.allSatisfy({ $0 >= 0 && $0 <= Int64(UInt32.max) }) else {
-                    throw .badRequest("prompt token ids must be non-negative integers", param: "prompt")
+                var ids: [UInt32] = []
+                ids.reserveCapacity(list.count)
+                for item in list {
+                    guard let n = item as? NSNumber, !isBool(n), let id = integer(n), let token = UInt32(exactly: id.value) else {
+                        throw .badRequest("prompt token ids must be integers in 0...\(UInt32.max)", param: "prompt")
+                    }
+                    ids.append(token)
                 }
-                prompt = .tokens(ids.map { UInt32($0) })
+                prompt = .tokens(ids)
             } else if let list = raw as? [Any], list.count > 1 {
                 throw .badRequest("batched prompts are not supported; send one prompt per request", param: "prompt")
             } else {
@@ -69,17 +73,12 @@ struct CompletionRequest: Sendable {
         }
         var maxTokens: Int?
         for key in ["max_completion_tokens", "max_tokens"] {
-            guard let v = json[key], !(v is NSNull) else { continue }
-            guard let n = v as? NSNumber, !Self.isBool(n), n.doubleValue == n.doubleValue.rounded() else {
-                throw .badRequest("\(key) must be an integer", param: key)
-            }
-            guard n.int64Value >= 1 else { throw .badRequest("\(key) must be at least 1, got \(n.int64Value)", param: key) }
-            maxTokens = Int(clamping: n.int64Value)
+            guard let n = try integer(json, key) else { continue }
+            guard n >= 1 else { throw .badRequest("\(key) must be at least 1, got \(n)", param: key) }
+            maxTokens = n
             break
         }
-        if let n = json["n"] as? NSNumber, n.intValue != 1 {
-            throw .badRequest("only n = 1 is supported", param: "n")
-        }
+        try checkSamplingIntegers(json, kind: kind, maxTokens: maxTokens)
         let stream = (json["stream"] as? Bool) ?? false
         let options = json["stream_options"] as? [String: Any]
         let includeUsage = (options?["include_usage"] as? Bool) ?? false
@@ -102,6 +101,64 @@ struct CompletionRequest: Sendable {
             return text
         default:
             throw .badRequest("messages[\(index)].content must be a string or a list of text parts", param: "messages")
+        }
+    }
+
+    /// The integer sampling fields the engine does not use, checked as vLLM checks them so a
+    /// client learns of a bad value rather than having it ignored.
+    private static func checkSamplingIntegers(_ json: [String: Any], kind: Kind, maxTokens: Int?) throws(OpenAIError) {
+        if let n = try integer(json, "n") {
+            guard n >= 1 else { throw .badRequest("n must be at least 1, got \(n).", param: "n") }
+            guard n == 1 else { throw .badRequest("only n = 1 is supported", param: "n") }
+        }
+        if let m = try integer(json, "min_tokens") {
+            guard m >= 0 else { throw .badRequest("min_tokens must be greater than or equal to 0, got \(m).", param: "min_tokens") }
+            if let maxTokens, m > maxTokens {
+                throw .badRequest("min_tokens must be less than or equal to max_tokens=\(maxTokens), got \(m).", param: "min_tokens")
+            }
+        }
+        // Chat takes `logprobs` as a flag and the count as `top_logprobs`; completions take the count.
+        let logprobsKey = kind == .chat ? "top_logprobs" : "logprobs"
+        if let l = try integer(json, logprobsKey) {
+            guard l >= 0 else { throw .badRequest("\(logprobsKey) must be non-negative, got \(l).", param: logprobsKey) }
+            guard l <= maxLogprobs else {
+                throw .badRequest("Requested sample logprobs of \(l), which is greater than max allowed: \(maxLogprobs)", param: logprobsKey)
+            }
+        }
+        if let v = json["seed"], !(v is NSNull) {
+            guard let n = v as? NSNumber, !isBool(n), let seed = integer(n) else { throw .badRequest("seed must be an integer", param: "seed") }
+            guard seed.exact else { throw .badRequest("seed must be in \(Int64.min)...\(Int64.max)", param: "seed") }
+        }
+    }
+
+    /// vLLM's default `max_logprobs`.
+    static let maxLogprobs = 20
+
+    /// An integer field: nil when absent or null, a 400 naming the field when not a whole
+    /// number. Values past Int's range saturate (vLLM's Python ints have no bound, so the
+    /// value is valid JSON and its checks, not a trap, decide).
+    static func integer(_ json: [String: Any], _ key: String) throws(OpenAIError) -> Int? {
+        guard let v = json[key], !(v is NSNull) else { return nil }
+        guard let n = v as? NSNumber, !isBool(n), let i = integer(n) else {
+            throw .badRequest("\(key) must be an integer", param: key)
+        }
+        return i.value
+    }
+
+    /// A JSON number as an Int when it is whole: `exact` is false when it lay outside Int's
+    /// range and was saturated. Nil for fractions, NaN and infinities.
+    static func integer(_ n: NSNumber) -> (value: Int, exact: Bool)? {
+        switch String(cString: n.objCType) {
+        case "c", "s", "i", "l", "q":
+            return (Int(n.int64Value), true)
+        case "C", "S", "I", "L", "Q":
+            let u = n.uint64Value
+            return u <= UInt64(Int.max) ? (Int(u), true) : (Int.max, false)
+        default:
+            let d = n.doubleValue
+            guard d.isFinite, d == d.rounded() else { return nil }
+            if let exact = Int(exactly: d) { return (exact, true) }
+            return (d < 0 ? Int.min : Int.max, false)
         }
     }
 
