@@ -34,8 +34,17 @@ work=$(mktemp -d /tmp/kvroute-soak.XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 1
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    left=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    [ $left = 0 ] && break; sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "soak: $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-60) did not exit within 5 s of SIGTERM; killed" >&2
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  wait 2>/dev/null || true
   if [ "${KEEP_LOGS:-0}" = 1 ]; then echo "soak: logs in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
