@@ -77,15 +77,21 @@ public struct FaultSettings: Sendable, Hashable, Codable {
         garbageMetrics = try c.decodeIfPresent(GarbageMetrics.self, forKey: .garbageMetrics) ?? d.garbageMetrics
     }
 
+    /// Longest injected delay: one day, in milliseconds.
+    static let maxDelayMs = 86_400_000.0
+
     func validate() throws(OpenAIError) {
         for (name, rate) in [("fail_rate", failRate), ("stall_rate", stallRate), ("invalid_json_rate", invalidJSONRate),
                              ("truncate_rate", truncateRate), ("drop_rate", dropRate)] {
             guard (0...1).contains(rate) else { throw .badRequest("\(name) must be in [0, 1]", param: name) }
         }
         guard (400..<600).contains(failStatus) else { throw .badRequest("fail_status must be a 4xx or 5xx status", param: "fail_status") }
-        guard slowdown > 0, slowdown.isFinite else { throw .badRequest("slowdown must be positive", param: "slowdown") }
-        guard extraLatencyMs >= 0, extraLatencyMs.isFinite else { throw .badRequest("extra_latency_ms must be non-negative", param: "extra_latency_ms") }
-        guard stallMs >= 0, stallMs.isFinite else { throw .badRequest("stall_ms must be non-negative (0 = until the engine stops)", param: "stall_ms") }
+        guard slowdown > 0, slowdown <= EngineRunner.maxSlowdown else {
+            throw .badRequest("slowdown must be positive and at most \(EngineRunner.maxSlowdown)", param: "slowdown")
+        }
+        // Sleeps are Durations: a day bounds them far inside what a Duration holds.
+        guard (0...Self.maxDelayMs).contains(extraLatencyMs) else { throw .badRequest("extra_latency_ms must be in [0, \(Self.maxDelayMs)]", param: "extra_latency_ms") }
+        guard (0...Self.maxDelayMs).contains(stallMs) else { throw .badRequest("stall_ms must be in [0, \(Self.maxDelayMs)] (0 = until the engine stops)", param: "stall_ms") }
     }
 }
 

@@ -72,4 +72,17 @@ struct SimIntegerHardeningTests {
             #expect(ok.status == 200)
         }
     }
+
+    @Test("fault delays and slowdown past what a Duration holds are refused", arguments: [
+        #"{"extra_latency_ms": 1e300}"#, #"{"stall_ms": 1e300, "stall_rate": 1}"#, #"{"slowdown": 1e300}"#, #"{"extra_latency_ms": -1}"#,
+    ])
+    func faultBounds(_ patch: String) async throws {
+        try await withSimCluster { _, urls in
+            let r = try await TestHTTP.request(urls[0] + "/admin/faults", method: .POST, body: patch)
+            #expect(r.status == 400, "\(r.body.prefix(300))")
+            #expect(r.json?["error"] != nil)
+            let ok = try await TestHTTP.postJSON(urls[0] + "/v1/chat/completions", longChatBody(systemWords: 9))
+            #expect(ok.status == 200)
+        }
+    }
 }
