@@ -268,6 +268,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The built kvroute binary as a real process: ports it cannot take, signals, output to pipes.
+        .testTarget(
+            name: "KVRouteCommandTests",
+            dependencies: ["KVRouteTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KVRouteGatewayTests",
             dependencies: [

@@ -56,9 +56,14 @@ public final class Gateway: Sendable {
     /// The proxy's client (scrapes and probes use ``EndpointTracker/client``).
     var client: HTTPClient { tracker.proxyClient }
 
-    /// Every Service of the gateway, in start order (stopped in reverse).
+    /// Every Service of the gateway, in start order (stopped in reverse). A port it cannot
+    /// take ends the group with a ``ListenError``.
     public var services: [any Service] {
-        tracker.services + [PickerMetricsRefresher { self.refreshPoolMetrics() }, makeApplication()]
+        let name = "gateway (\(configuration.mode.rawValue))"
+        let server = ListeningService(makeApplication(), name: name, host: configuration.host, port: configuration.port) {
+            self.port.withLock { $0 != nil }
+        }
+        return tracker.services + [PickerMetricsRefresher { self.refreshPoolMetrics() }, server]
     }
 
     /// The port once the server listens.

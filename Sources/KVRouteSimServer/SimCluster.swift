@@ -1,11 +1,30 @@
+import Foundation
 import KVRouteEngineSim
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
 /// Several simulated engines in one process, on consecutive ports (or free ports when the
-/// base port is 0). Each engine is two Services: its step loop and its HTTP server.
+/// base port is 0). Each engine is two Services: its step loop and its HTTP server. An
+/// engine that cannot take its port ends the group with a ``ListenError``.
 public final class SimCluster: Sendable {
+    /// An engine that could not take its address (the port is in use, the host does not resolve).
+    public struct ListenError: Error, Sendable, CustomStringConvertible {
+        public var engine: Int
+        public var host: String
+        public var port: Int
+        public var cause: any Error
+
+        /// `address already in use`, rather than NIO's `bind(descriptor:ptr:bytes:): ... (errno: 98)`.
+        public var reason: String {
+            if let io = cause as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+            return "\(cause)"
+        }
+
+        public var description: String { "cannot listen on \(host):\(port): \(reason)" }
+    }
+
     public let servers: [SimEngineServer]
     public let services: [any Service]
     private let ports: PortBook
@@ -40,7 +59,7 @@ public final class SimCluster: Sendable {
             }
             servers.append(s)
             services.append(runner)
-            services.append(app)
+            services.append(EngineListener(server: app, engine: i, host: host, port: port, ports: ports))
         }
         self.servers = servers
         self.services = services
@@ -62,6 +81,23 @@ public final class SimCluster: Sendable {
     }
 }
 
+/// An engine's HTTP server; a failure before it listens names the engine and its address.
+struct EngineListener: Service {
+    let server: any Service
+    let engine: Int
+    let host: String
+    let port: Int
+    let ports: PortBook
+
+    func run() async throws {
+        do {
+            try await server.run()
+        } catch where !ports.isSet(engine) && !(error is CancellationError) {
+            throw SimCluster.ListenError(engine: engine, host: host, port: port, cause: error)
+        }
+    }
+}
+
 /// Ports of a cluster's engines as they come up.
 final class PortBook: Sendable {
     private let ports: Mutex<[Int?]>
@@ -73,6 +109,10 @@ final class PortBook: Sendable {
             p[index] = port
             return p.allSatisfy { $0 != nil }
         }
+    }
+
+    func isSet(_ index: Int) -> Bool {
+        ports.withLock { $0[index] != nil }
     }
 
     var all: [Int]? {

@@ -36,76 +36,106 @@ struct DemoCommand: AsyncParsableCommand {
         s.gatewayPort = port
         s.timeScale = timeScale
         let demo = try Demo(settings: s, logger: logger)
-        let clusterGroup = ServiceGroup(configuration: .init(services: demo.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let client = HTTPClientService.makeClient(connectTimeout: .seconds(5))
-
-        // Engines and gateways run as two service groups: gateways stop first, engines last.
-        let clusterTask = Task { try await clusterGroup.run() }
-        let code: Int32 = try await {
-            var gatewayGroup: ServiceGroup?
-            var gatewayTask: Task<Void, any Error>?
-            func stop() async throws {
-                if let gatewayGroup, let gatewayTask {
-                    await gatewayGroup.triggerGracefulShutdown()
-                    try await gatewayTask.value
-                }
-                await clusterGroup.triggerGracefulShutdown()
-                try await clusterTask.value
-            }
-            let ports = await demo.cluster.waitUntilListening()
-            let gateways = try demo.makeGateways(enginePorts: ports)
-            for (_, g) in gateways { await g.warmUp() }
-            let group = ServiceGroup(configuration: .init(services: gateways.flatMap { $0.1.services }.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            gatewayGroup = group
-            gatewayTask = Task { try await group.run() }
-            var urls: [RoutingMode: String] = [:]
-            for (mode, g) in gateways { urls[mode] = "http://127.0.0.1:\(await g.waitUntilListening())" }
-            let main = urls[.picker]!
-
-            print("kvroute demo: \(ports.count) simulated vLLM engines (\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))), gateway \(main)")
-            print("")
-            print("The seed's ramp through the KV-cache-aware gateway: reset, \(s.warmupCount) warm-up, \(s.requests) requests \(s.sleepSeconds) s apart, one session")
-            let ramp: ValidationReport
-            do {
-                ramp = try await demo.ramp(gateway: main, enginePorts: ports, client: client, output: ConsoleOutput())
-            } catch let f as ValidationFailure {
-                FileHandle.standardError.write(Data("kvroute demo: \(f.message)\n".utf8))
-                try await stop()
-                return f.code.exitCode
-            }
-            print(ramp.renderTable())
-            if let json { try ramp.json().write(to: URL(fileURLWithPath: json)) }
-            print("")
-            var rows: [Demo.Row] = []
-            for mode in [RoutingMode.picker, .consistentHash, .roundRobin] {
-                let label = mode == .picker ? "kvroute picker" : mode == .consistentHash ? "picker off (consistent hash)" : "round-robin"
-                print("==> contrast run: \(label)")
-                do {
-                    rows.append(Demo.Row(mode: label, report: try await demo.contrast(gateway: urls[mode]!, enginePorts: ports, client: client)))
-                } catch let f as ValidationFailure {
-                    print("    failed: \(f.message)")
-                }
-            }
-            print(Demo.table(rows, sessions: s.contrastSessions))
-            print("")
-            let exit: Int32 = ramp.passed ? 0 : 1
-            if once {
-                try await stop()
-                return exit
-            }
-            print("Serving until Ctrl-C:")
-            print("  gateway    \(main)")
-            print("  dashboard  \(main)/dashboard?key=\(s.explainSecret ?? "")")
-            print("  metrics    \(main)/metrics")
-            print("  try:       curl -s \(main)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: me' -H 'x-kvroute-explain: \(s.explainSecret ?? "")' -i \\")
-            print("               -d '{\"model\":\"meta-llama/Llama-3.2-3B-Instruct\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a story about AI\"}],\"max_tokens\":32}'")
-            // Ctrl-C reaches both groups; wait for the gateways, then the engines.
-            try await gatewayTask?.value
-            try await clusterTask.value
-            return exit
-        }()
+        let code: Int32
+        do {
+            code = try await serve(demo, client: client, logger: logger)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
         try? await client.shutdown()
         if code != 0 { throw ExitCode(code) }
     }
-}
 
+    /// Starts the engines, then the gateways in front of them, runs the ramp and the contrast
+    /// runs, then serves until a signal; returns the exit code. A part that cannot start ends
+    /// the demo with one line naming it.
+    func serve(_ demo: Demo, client: HTTPClient, logger: Logger) async throws -> Int32 {
+        let s = demo.settings
+        // Engines and gateways run as two groups: the gateways take the signals and stop
+        // first (in-flight requests finish), then the engines.
+        let engines = ServerGroup(demo.services, logger: logger, stopsOnSignals: false)
+        let ports: [Int]
+        do {
+            guard let p = try await engines.untilListening({ await demo.cluster.waitUntilListening() }) else { return 0 }
+            ports = p
+        } catch {
+            throw CommandFailure.exit("demo", CommandFailure.describe(error))
+        }
+        let gateways: [(RoutingMode, Gateway)]
+        do {
+            gateways = try demo.makeGateways(enginePorts: ports)
+        } catch {
+            try? await engines.stop()
+            throw CommandFailure.exit("demo", "\(error)")
+        }
+        for (_, g) in gateways { await g.warmUp() }
+        let front = ServerGroup(gateways.flatMap { $0.1.services }, logger: logger)
+        func stop() async throws {
+            try await front.stop()
+            try await engines.stop()
+        }
+        let bound: [Int]
+        do {
+            let listening = try await front.untilListening {
+                var bound: [Int] = []
+                for (_, g) in gateways { bound.append(await g.waitUntilListening()) }
+                return bound
+            }
+            guard let listening else {
+                try await engines.stop()
+                return 0
+            }
+            bound = listening
+        } catch {
+            try? await engines.stop()
+            throw CommandFailure.exit("demo", CommandFailure.describe(error))
+        }
+        var urls: [RoutingMode: String] = [:]
+        for ((mode, _), port) in zip(gateways, bound) { urls[mode] = "http://127.0.0.1:\(port)" }
+        let main = urls[.picker]!
+
+        print("kvroute demo: \(ports.count) simulated vLLM engines (\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))), gateway \(main)")
+        print("")
+        print("The seed's ramp through the KV-cache-aware gateway: reset, \(s.warmupCount) warm-up, \(s.requests) requests \(s.sleepSeconds) s apart, one session")
+        let ramp: ValidationReport
+        do {
+            ramp = try await demo.ramp(gateway: main, enginePorts: ports, client: client, output: ConsoleOutput())
+        } catch let f as ValidationFailure {
+            FileHandle.standardError.write(Data("kvroute demo: \(f.message)\n".utf8))
+            try await stop()
+            return f.code.exitCode
+        }
+        print(ramp.renderTable())
+        if let json { try ramp.json().write(to: URL(fileURLWithPath: json)) }
+        print("")
+        var rows: [Demo.Row] = []
+        for mode in [RoutingMode.picker, .consistentHash, .roundRobin] {
+            let label = mode == .picker ? "kvroute picker" : mode == .consistentHash ? "picker off (consistent hash)" : "round-robin"
+            print("==> contrast run: \(label)")
+            do {
+                rows.append(Demo.Row(mode: label, report: try await demo.contrast(gateway: urls[mode]!, enginePorts: ports, client: client)))
+            } catch let f as ValidationFailure {
+                print("    failed: \(f.message)")
+            }
+        }
+        print(Demo.table(rows, sessions: s.contrastSessions))
+        print("")
+        let exit: Int32 = ramp.passed ? 0 : 1
+        if once {
+            try await stop()
+            return exit
+        }
+        print("Serving until Ctrl-C:")
+        print("  gateway    \(main)")
+        print("  dashboard  \(main)/dashboard?key=\(s.explainSecret ?? "")")
+        print("  metrics    \(main)/metrics")
+        print("  try:       curl -s \(main)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: me' -H 'x-kvroute-explain: \(s.explainSecret ?? "")' -i \\")
+        print("               -d '{\"model\":\"meta-llama/Llama-3.2-3B-Instruct\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a story about AI\"}],\"max_tokens\":32}'")
+        // A signal stops the gateways (in-flight requests finish), then the engines.
+        try await front.wait()
+        try await engines.stop()
+        return exit
+    }
+}

@@ -55,13 +55,14 @@ struct EPPCommand: AsyncParsableCommand {
         let picker: PickerServer
         do { picker = try PickerServer(configuration: c, logger: logger) } catch let e as KVRouteError { throw ValidationError(e.message) }
         await picker.warmUp()
-        let group = ServiceGroup(configuration: .init(
-            services: try picker.services().map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info("endpoint picker listening", metadata: [
-            "grpc": "\(host):\(grpcPort)", "health": "\(host):\(healthPort)", "metrics": "\(host):\(metricsPort)",
-            "tls": "\(cert != nil)", "endpoints": "\(picker.pool.members.map(\.address.description))",
-        ])
-        try await group.run()
+        try await CommandFailure.reporting("epp") {
+            let servers = ServerGroup(try picker.services(), logger: logger)
+            guard let ports = try await servers.untilListening({ await picker.waitUntilListening() }) else { return }
+            logger.info("endpoint picker listening", metadata: [
+                "grpc": "\(host):\(ports.grpc)", "health": "\(host):\(ports.health)", "metrics": "\(host):\(ports.metrics)",
+                "tls": "\(cert != nil)", "endpoints": "\(picker.pool.members.map(\.address.description))",
+            ])
+            try await servers.wait()
+        }
     }
 }

@@ -83,15 +83,15 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError(e.message)
         }
         await gateway.warmUp()
-        let group = ServiceGroup(configuration: .init(
-            services: gateway.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        async let running: Void = group.run()
-        let bound = await gateway.waitUntilListening()
-        logger.info("gateway listening", metadata: [
-            "url": "http://\(host):\(bound)", "mode": "\(gateway.policy.mode.rawValue)",
-            "endpoints": "\(gateway.pool.members.map(\.address.description))", "healthy": "\(gateway.pool.healthyCount)",
-        ])
-        try await running
+        try await CommandFailure.reporting("gateway", named: false) {
+            let servers = ServerGroup(gateway.services, logger: logger)
+            guard let bound = try await servers.untilListening({ await gateway.waitUntilListening() }) else { return }
+            logger.info("gateway listening", metadata: [
+                "url": "http://\(host):\(bound)", "mode": "\(gateway.policy.mode.rawValue)",
+                "endpoints": "\(gateway.pool.members.map(\.address.description))", "healthy": "\(gateway.pool.healthyCount)",
+            ])
+            try await servers.wait()
+        }
     }
 }
 
