@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRouteCoreTests",
-            dependencies: ["KVRouteCore"],
+            dependencies: ["KVRouteCore", "KVRouteTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -31,10 +31,12 @@ public struct EndpointPickerConfig: Sendable {
     }
 
     public static func load(yaml: String) throws -> EndpointPickerConfig {
-        let root: Any?
-        do { root = try Yams.load(yaml: yaml) } catch {
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
             throw KVRouteError(code: .invalidConfig, message: "the EndpointPickerConfig is not valid YAML: \(error)", cause: error)
         }
+        if let node { try checkSize(node) }
+        let root = node?.any
         guard let doc = root as? [String: Any] else {
             throw KVRouteError(code: .invalidConfig, message: "the EndpointPickerConfig must be a YAML map")
         }
@@ -79,8 +81,8 @@ public struct EndpointPickerConfig: Sendable {
                     }
                     var weight: Double?
                     if let w = ref["weight"] {
-                        guard let d = (w as? Int).map(Double.init) ?? (w as? Double), d >= 0 else {
-                            throw KVRouteError(code: .invalidConfig, message: "profile \"\(name)\": weight of \"\(pluginRef)\" must be a non-negative number")
+                        guard let d = (w as? Int).map(Double.init) ?? (w as? Double), d >= 0, d.isFinite else {
+                            throw KVRouteError(code: .invalidConfig, message: "profile \"\(name)\": weight of \"\(pluginRef)\" must be a finite non-negative number")
                         }
                         weight = d
                     }
@@ -93,6 +95,32 @@ public struct EndpointPickerConfig: Sendable {
             profiles.append(try makeProfile(name: "default", entries: order.map { ($0, nil) }, instances: instances))
         }
         return EndpointPickerConfig(profiles: profiles, source: yaml)
+    }
+
+    /// The most values a configuration may hold once its aliases are expanded: a few dozen
+    /// plugins need a few hundred; nested aliases ("billion laughs") reach billions.
+    static let maxYAMLNodes = 100_000
+
+    /// Counts the values an alias-expanding conversion would visit, without recursion, and
+    /// stops at ``maxYAMLNodes``.
+    static func checkSize(_ root: Node) throws {
+        var stack = [root]
+        var count = 0
+        while let node = stack.popLast() {
+            count += 1
+            guard count <= maxYAMLNodes else {
+                throw KVRouteError(code: .invalidConfig, message: "the EndpointPickerConfig is too large: more than \(maxYAMLNodes) values once its aliases are expanded")
+            }
+            switch node {
+            case .mapping(let m):
+                for (k, v) in m {
+                    stack.append(k)
+                    stack.append(v)
+                }
+            case .sequence(let list): stack.append(contentsOf: list)
+            default: break
+            }
+        }
     }
 
     static func makeProfile(name: String, entries: [(String, Double?)], instances: [String: PluginInstance]) throws -> Profile {

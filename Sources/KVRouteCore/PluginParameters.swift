@@ -13,18 +13,22 @@ public struct PluginParameters: Sendable {
         KVRouteError(code: .invalidConfig, message: "plugin \"\(plugin)\": parameter \"\(key)\" \(why)")
     }
 
-    public mutating func int(_ key: String, default d: Int, min: Int = 0) throws -> Int {
+    /// An integer from `min` to `max` (by default 2^31 - 1: sizes and counts, which plugins
+    /// multiply, stay far from overflowing).
+    public mutating func int(_ key: String, default d: Int, min: Int = 0, max: Int = Int(Int32.max)) throws -> Int {
         used.insert(key)
         guard let v = values[key] else { return d }
-        guard case .number(let n) = v, n == n.rounded() else { throw bad(key, "must be an integer, got \(v)") }
-        guard Int(n) >= min else { throw bad(key, "must be at least \(min), got \(Int(n))") }
-        return Int(n)
+        guard case .number(let n) = v, let i = Int(exactly: n) else { throw bad(key, "must be an integer, got \(v)") }
+        guard i >= min else { throw bad(key, "must be at least \(min), got \(i)") }
+        guard i <= max else { throw bad(key, "must be at most \(max), got \(i)") }
+        return i
     }
 
+    /// A finite number of at least `min`.
     public mutating func double(_ key: String, default d: Double, min: Double = 0) throws -> Double {
         used.insert(key)
         guard let v = values[key] else { return d }
-        guard case .number(let n) = v else { throw bad(key, "must be a number, got \(v)") }
+        guard case .number(let n) = v, n.isFinite else { throw bad(key, "must be a finite number, got \(v)") }
         guard n >= min else { throw bad(key, "must be at least \(min), got \(n)") }
         return n
     }
@@ -44,7 +48,7 @@ public struct PluginParameters: Sendable {
         for (k, x) in m {
             switch x {
             case .string(let s): out[k] = s
-            case .number(let n): out[k] = n == n.rounded() ? String(Int(n)) : String(n)
+            case .number(let n): out[k] = SendableValue.number(n).description
             case .bool(let b): out[k] = String(b)
             default: throw bad(key, "must be a map of strings")
             }
@@ -86,7 +90,7 @@ public indirect enum SendableValue: Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .number(let n): n == n.rounded() ? String(Int(n)) : String(n)
+        case .number(let n): Int(exactly: n).map(String.init) ?? String(n)
         case .string(let s): "\"\(s)\""
         case .bool(let b): String(b)
         case .list(let l): "[\(l.map(\.description).joined(separator: ", "))]"

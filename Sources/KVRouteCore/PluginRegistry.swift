@@ -62,9 +62,11 @@ public enum PluginRegistry {
             throw KVRouteError(code: .unknownPlugin, message: "plugin type \"\(type)\": \(why)")
         }
         guard let factory = factories[type] else {
-            let hint = knownTypes.min { editDistance($0, type) < editDistance($1, type) }
-            let suggestion = hint.flatMap { editDistance($0, type) <= 3 ? " (did you mean \"\($0)\"?)" : nil } ?? ""
-            throw KVRouteError(code: .unknownPlugin, message: "unknown plugin type \"\(type)\"\(suggestion); known types: \(knownTypes.joined(separator: ", "))")
+            // Only names of a plausible length get a suggestion: the distance is quadratic.
+            let hint = type.count > 64 ? nil : knownTypes.map { ($0, editDistance($0, type)) }.min { $0.1 < $1.1 }
+            let suggestion = hint.flatMap { $0.1 <= 3 ? " (did you mean \"\($0.0)\"?)" : nil } ?? ""
+            let shown = type.count > 64 ? type.prefix(64) + "…" : Substring(type)
+            throw KVRouteError(code: .unknownPlugin, message: "unknown plugin type \"\(shown)\"\(suggestion); known types: \(knownTypes.joined(separator: ", "))")
         }
         var p = PluginParameters(plugin: name, values: parameters)
         let instance = try factory(name, &p)
