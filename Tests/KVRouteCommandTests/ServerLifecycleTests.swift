@@ -65,8 +65,8 @@ struct ServerLifecycleTests {
         #expect(lines == ["kvroute demo: gateway (picker): cannot listen on 127.0.0.1:\(held.port): address already in use"])
     }
 
-    @Test("kvroute sim: SIGTERM lets an in-flight completion finish, then exits 0")
-    func simDrains() async throws {
+    @Test("kvroute sim: SIGTERM or SIGINT lets an in-flight completion finish, then exits 0", arguments: [SIGTERM, SIGINT])
+    func simDrains(signal: Int32) async throws {
         let port = freePort()
         let p = try KVRouteProcess(["sim", "--port", "\(port)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
         defer { p.stop() }
@@ -74,14 +74,14 @@ struct ServerLifecycleTests {
         // 60 output tokens at ≈ 4.5 ms a step: about 0.3 s of decoding, in flight when the signal comes.
         async let reply = TestHTTP.postJSON("http://127.0.0.1:\(port)/v1/chat/completions", longChatBody(maxTokens: 60, stream: true))
         try await Task.sleep(for: .milliseconds(100))
-        p.signal(SIGTERM)
+        p.signal(signal)
         let r = try await reply
         #expect(r.status == 200 && r.body.hasSuffix("data: [DONE]\n\n"), "the stream finishes: \(r.body.suffix(300))")
         #expect(try await p.exitStatus(within: Self.exitBound) == 0, "\(p.output)")
     }
 
-    @Test("kvroute gateway: SIGTERM lets an in-flight completion finish, then exits 0")
-    func gatewayDrains() async throws {
+    @Test("kvroute gateway: SIGTERM or SIGINT lets an in-flight completion finish, then exits 0", arguments: [SIGTERM, SIGINT])
+    func gatewayDrains(signal: Int32) async throws {
         let enginePort = freePort(), port = freePort()
         let engine = try KVRouteProcess(["sim", "--port", "\(enginePort)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
         defer { engine.stop() }
@@ -91,7 +91,7 @@ struct ServerLifecycleTests {
         try await waitForPort(port)
         async let reply = TestHTTP.postJSON("http://127.0.0.1:\(port)/v1/chat/completions", longChatBody(maxTokens: 60, stream: true))
         try await Task.sleep(for: .milliseconds(100))
-        p.signal(SIGTERM)
+        p.signal(signal)
         let r = try await reply
         #expect(r.status == 200 && r.body.hasSuffix("data: [DONE]\n\n"), "the stream finishes: \(r.body.suffix(300))")
         #expect(try await p.exitStatus(within: Self.exitBound) == 0, "\(p.output)")
