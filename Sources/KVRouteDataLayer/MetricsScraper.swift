@@ -60,12 +60,7 @@ public struct MetricsScraper: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            let started = ContinuousClock.now
-            await scrapeOnce()
-            let next = started + interval
-            do { try await Task.sleep(until: next, clock: .continuous) } catch { return }
-        }
+        await runPeriodically(every: interval) { await scrapeOnce() }
     }
 }
 
@@ -102,10 +97,7 @@ public struct HealthProber: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            await probeOnce()
-            do { try await Task.sleep(for: interval) } catch { return }
-        }
+        await runPeriodically(every: interval) { await probeOnce() }
     }
 }
 

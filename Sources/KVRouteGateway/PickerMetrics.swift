@@ -123,9 +123,7 @@ public struct PickerMetricsRefresher: Service {
     let refresh: @Sendable () -> Void
     public init(_ refresh: @escaping @Sendable () -> Void) { self.refresh = refresh }
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            refresh()
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
-        }
+        let refresh = self.refresh
+        await runPeriodically(every: .seconds(1)) { refresh() }
     }
 }
