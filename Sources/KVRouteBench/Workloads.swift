@@ -151,21 +151,26 @@ public struct TraceWorkload: Workload {
     public var blockTokens = 512
     public var maxOutputTokens: Int?
 
+    /// The most tokens one trace line may ask for (the longest contexts served today are
+    /// about 10^6 tokens); larger values are damage, not workload.
+    public static let maxTokensPerRequest = 1 << 22
+
     public init(path: String, speedup: Double = 1, maxRequests: Int? = nil, maxOutputTokens: Int? = nil) throws {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw KVRouteError(code: .invalidConfiguration, message: "cannot read trace \(path)", cause: error)
         }
+        try self.init(text: text, path: path, speedup: speedup, maxRequests: maxRequests, maxOutputTokens: maxOutputTokens)
+    }
+
+    /// Parses a trace's text; `path` names it in errors and the report.
+    public init(text: String, path: String, speedup: Double = 1, maxRequests: Int? = nil, maxOutputTokens: Int? = nil) throws {
         var entries: [Entry] = []
         for (n, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let ts = (obj["timestamp"] as? NSNumber)?.doubleValue,
-                  let input = (obj["input_length"] as? NSNumber)?.intValue,
-                  let output = (obj["output_length"] as? NSNumber)?.intValue,
-                  let ids = obj["hash_ids"] as? [NSNumber] else {
-                throw KVRouteError(code: .invalidConfiguration, message: "\(path):\(n + 1): not a Mooncake trace line (timestamp, input_length, output_length, hash_ids)")
+            guard let entry = Self.entry(line) else {
+                throw KVRouteError(code: .invalidConfiguration, message: "\(path):\(n + 1): not a Mooncake trace line (timestamp in ms, input_length and output_length from 0 to \(Self.maxTokensPerRequest) tokens, hash_ids of non-negative integers)")
             }
-            entries.append(Entry(timestamp: ts, inputLength: input, outputLength: output, hashIDs: ids.map(\.intValue)))
+            entries.append(entry)
             if let maxRequests, entries.count >= maxRequests { break }
         }
         guard !entries.isEmpty else { throw KVRouteError(code: .invalidConfiguration, message: "\(path) holds no requests") }
@@ -173,6 +178,36 @@ public struct TraceWorkload: Workload {
         self.path = path
         self.speedup = speedup
         self.maxOutputTokens = maxOutputTokens
+    }
+
+    /// One line, or nil when a field is missing, of the wrong type or out of range.
+    static func entry(_ line: Substring) -> Entry? {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let ts = Self.number(obj["timestamp"]), abs(ts) < 1e15,
+              let input = Self.count(obj["input_length"]), let output = Self.count(obj["output_length"]),
+              let list = obj["hash_ids"] as? [Any] else { return nil }
+        var ids: [Int] = []
+        ids.reserveCapacity(list.count)
+        for item in list {
+            // A hash id seeds a block's text: any non-negative integer.
+            guard let id = Self.integer(item), id >= 0 else { return nil }
+            ids.append(id)
+        }
+        return Entry(timestamp: ts, inputLength: input, outputLength: output, hashIDs: ids)
+    }
+
+    static func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
+
+    /// An integral JSON number that fits an Int.
+    static func integer(_ value: Any?) -> Int? {
+        if let i = value as? Int { return i }
+        return number(value).flatMap { Int(exactly: $0) }
+    }
+
+    /// A token count: an integer from 0 to ``maxTokensPerRequest``.
+    static func count(_ value: Any?) -> Int? {
+        guard let n = integer(value), (0...maxTokensPerRequest).contains(n) else { return nil }
+        return n
     }
 
     public var name: String { "trace:" + (path as NSString).lastPathComponent }
@@ -188,7 +223,7 @@ public struct TraceWorkload: Workload {
         var blockText: [Int: String] = [:]
         return entries.enumerated().map { i, e in
             var text = ""
-            text.reserveCapacity(e.inputLength * 4)
+            text.reserveCapacity(min(e.inputLength, e.hashIDs.count * blockTokens) * 4)
             for (k, id) in e.hashIDs.enumerated() {
                 let remaining = e.inputLength - k * blockTokens
                 guard remaining > 0 else { break }

@@ -83,15 +83,23 @@ public struct ExtProcStream: Sendable {
         _ headers: [(String, String)], session: String?, endOfStream: Bool, requestMode: BodyMode, responseMode: BodyMode
     ) -> Action {
         guard info == nil else { return .protocolError("request headers arrived twice") }
+        // Linear in the headers however many repeat: values are appended in place and
+        // forged names are looked up in a set.
         var map: [String: String] = [:]
         var forged: [String] = []
+        var forgedNames: Set<String> = []
         for (k, v) in headers {
             let key = k.lowercased()
             if key.hasPrefix(Self.destinationHeader) {
-                if !forged.contains(key) { forged.append(key) }
+                if forgedNames.insert(key).inserted { forged.append(key) }
                 continue
             }
-            map[key] = map[key].map { $0 + "," + v } ?? v
+            if map[key] == nil {
+                map[key] = v
+            } else {
+                map[key]!.append(",")
+                map[key]!.append(v)
+            }
         }
         let r = RequestInfo(path: map[":path"] ?? "/", headers: map, sessionKey: session, forgedHeaders: forged)
         info = r

@@ -14,23 +14,39 @@ public struct ResponseUsage: Sendable, Equatable {
         self.cachedTokens = cachedTokens
     }
 
+    /// How many `"usage": {` candidates, from the end, are read before giving up: each one
+    /// is scanned to its closing brace, so a body of unclosed ones must not cost a scan each.
+    static let maxCandidates = 8
+
     /// The usage in `tail` (the end of a response body), or nil when it carries none.
+    /// Token counts are non-negative integers; an object with any other is not usage.
     public static func parse(tail: [UInt8]) -> ResponseUsage? {
         let key = Array(#""usage""#.utf8)
         var end = tail.count
-        while let at = lastIndex(of: key, in: tail, before: end) {
+        var candidates = 0
+        while candidates < maxCandidates, let at = lastIndex(of: key, in: tail, before: end) {
             end = at
             var i = at + key.count
             while i < tail.count, tail[i] == UInt8(ascii: " ") || tail[i] == UInt8(ascii: ":") { i += 1 }
-            guard i < tail.count, tail[i] == UInt8(ascii: "{"), let close = matchingBrace(tail, from: i) else { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(tail[i...close])) as? [String: Any] else { continue }
+            guard i < tail.count, tail[i] == UInt8(ascii: "{") else { continue }
+            candidates += 1
+            guard let close = matchingBrace(tail, from: i),
+                  let object = try? JSONSerialization.jsonObject(with: Data(tail[i...close])) as? [String: Any] else { continue }
             let details = object["prompt_tokens_details"] as? [String: Any]
-            return ResponseUsage(
-                promptTokens: object["prompt_tokens"] as? Int ?? 0,
-                completionTokens: object["completion_tokens"] as? Int ?? 0,
-                cachedTokens: details?["cached_tokens"] as? Int ?? 0)
+            guard let prompt = count(object["prompt_tokens"]), let completion = count(object["completion_tokens"]),
+                  let cached = count(details?["cached_tokens"]) else { continue }
+            return ResponseUsage(promptTokens: prompt, completionTokens: completion, cachedTokens: cached)
         }
         return nil
+    }
+
+    /// A token count: absent or null is 0; else a non-negative integer, or nil.
+    static func count(_ value: Any?) -> Int? {
+        switch value {
+        case nil, is NSNull: return 0
+        case let n as Int: return n >= 0 ? n : nil
+        default: return nil
+        }
     }
 
     static func lastIndex(of needle: [UInt8], in hay: [UInt8], before end: Int) -> Int? {

@@ -72,7 +72,7 @@ struct ChatProbe: Sendable {
                     if raw.utf8.count < 1 << 16 { raw += String(buffer: chunk) }
                     continue
                 }
-                for event in stream.feed(String(buffer: chunk)) {
+                for event in stream.feed(chunk.readableBytesView) {
                     if sample.ttft == nil, event.hasText { sample.ttft = Self.seconds(ContinuousClock.now - start) }
                     if let u = event.promptTokens { sample.promptTokens = u }
                     if let c = event.cachedTokens { sample.cachedTokens = c }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Splits a server-sent-events stream into OpenAI chunk events as bytes arrive, whatever
-/// the chunk boundaries: what TTFT is timed against.
+/// the chunk boundaries (a CRLF or a UTF-8 character split between two chunks included):
+/// what TTFT is timed against.
 struct SSEReader {
     struct Event {
         /// The first choice carries generated text (`delta.content`, or `text` for completions).
@@ -11,20 +12,45 @@ struct SSEReader {
         var error: String?
     }
 
-    private var pending = ""
+    /// Bytes of the event being received, CRs dropped (lines end in LF or CRLF).
+    private var pending: [UInt8] = []
+    /// Whether `pending` ends a line: the next LF ends the event.
+    private var atLineStart = true
 
-    /// Feeds more of the stream; returns the events it completed.
-    mutating func feed(_ text: String) -> [Event] {
-        pending += text.replacingOccurrences(of: "\r\n", with: "\n")
+    /// Feeds more of the stream; returns the events it completed. Each byte is looked at
+    /// once, so a stream sent a byte at a time costs no more than one sent whole.
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [Event] {
         var events: [Event] = []
-        while let r = pending.range(of: "\n\n") {
-            let block = pending[..<r.lowerBound]
-            pending.removeSubrange(..<r.upperBound)
-            let data = block.split(separator: "\n").filter { $0.hasPrefix("data:") }
-                .map { $0.dropFirst(5).trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
-            if !data.isEmpty, data != "[DONE]" { events.append(Self.parse(data)) }
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\r"):
+                continue
+            case UInt8(ascii: "\n"):
+                if atLineStart {
+                    if let e = Self.event(pending) { events.append(e) }
+                    pending.removeAll(keepingCapacity: true)
+                } else {
+                    pending.append(b)
+                    atLineStart = true
+                }
+            default:
+                pending.append(b)
+                atLineStart = false
+            }
         }
         return events
+    }
+
+    mutating func feed(_ text: String) -> [Event] { feed(text.utf8) }
+
+    /// The event of one block of lines: its `data:` lines joined, unless `[DONE]` or empty.
+    static func event(_ block: [UInt8]) -> Event? {
+        let data = block.split(separator: UInt8(ascii: "\n"))
+            .filter { $0.starts(with: "data:".utf8) }
+            .map { String(decoding: $0.dropFirst(5), as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+            .joined(separator: "\n")
+        guard !data.isEmpty, data != "[DONE]" else { return nil }
+        return parse(data)
     }
 
     static func parse(_ data: String) -> Event {
@@ -38,9 +64,15 @@ struct SSEReader {
             event.hasText = !text.isEmpty
         }
         if let usage = json["usage"] as? [String: Any] {
-            event.promptTokens = usage["prompt_tokens"] as? Int
-            event.cachedTokens = (usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
+            event.promptTokens = count(usage["prompt_tokens"])
+            event.cachedTokens = count((usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"])
         }
         return event
+    }
+
+    /// A token count: an integer from 0 to 2^31 - 1 (the report sums them), else nil.
+    static func count(_ value: Any?) -> Int? {
+        guard let n = value as? Int, (0...Int(Int32.max)).contains(n) else { return nil }
+        return n
     }
 }

@@ -53,7 +53,7 @@ extension ValidationReport {
         return out.joined(separator: "\n")
     }
 
-    static func count(_ v: Double) -> String { v.isFinite ? String(Int64(v.rounded())) : "\(v)" }
+    static func count(_ v: Double) -> String { Int64(exactly: v.rounded()).map(String.init) ?? "\(v)" }
 
     /// Pads by characters (Δ counts as one), which is what a terminal shows.
     static func pad(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }

@@ -83,5 +83,5 @@ public struct Validator: Sendable {
         output.detail("\(Self.count(c.queries)) queries, \(Self.count(c.hits)) hits (tokens) over \(c.perEngine.count) engine(s)")
     }
 
-    static func count(_ v: Double) -> String { v.isFinite ? String(Int64(v.rounded())) : "\(v)" }
+    static func count(_ v: Double) -> String { Int64(exactly: v.rounded()).map(String.init) ?? "\(v)" }
 }
