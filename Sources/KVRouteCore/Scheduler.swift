@@ -113,6 +113,8 @@ public final class Scheduler: Sendable {
     }
 
     public func inFlight(_ e: EndpointAddress) -> Int { state.withLock { $0.inFlight[e] ?? 0 } }
+    /// Requests routed and not yet finished, over every endpoint.
+    public var inFlightTotal: Int { state.withLock { $0.inFlight.values.reduce(0, +) } }
 
     var prefixScorers: [PrefixCacheScorer] { profile.scorers.compactMap { $0.scorer as? PrefixCacheScorer } }
 

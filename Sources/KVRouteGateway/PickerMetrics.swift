@@ -16,6 +16,7 @@ public final class PickerMetrics: Sendable {
     let readyPods: Gauge
     let indexerSize: Gauge
     let indexerHitRatio: Gauge
+    let inFlight: Gauge
     let samplesRejected: [EngineSampleRejection: Counter]
     private let knownModels = Mutex<Set<String>>([])
     /// Rejections already added to ``samplesRejected``, from the scraper's running totals.
@@ -34,6 +35,7 @@ public final class PickerMetrics: Sendable {
         schedulerDuration = r.makeValueHistogram(name: "inference_extension_scheduler_e2e_duration_seconds", labels: [], buckets: Self.latencyBuckets, help: "End-to-end scheduling latency distribution in seconds.")
         readyPods = r.makeGauge(name: "inference_pool_ready_pods", labels: [("name", poolName)], help: "The number of ready pods in the inference server pool.")
         indexerSize = r.makeGauge(name: "inference_extension_prefix_indexer_size", labels: [], help: "Size of the prefix indexer (block hashes held).")
+        inFlight = r.makeGauge(name: "kvroute_requests_in_flight", labels: [], help: "Requests routed and not yet finished, as the routing core counts them.")
         indexerHitRatio = r.makeGauge(name: "inference_extension_prefix_indexer_hit_ratio", labels: [], help: "Ratio of prefix blocks matched to blocks looked up.")
         var rejected: [EngineSampleRejection: Counter] = [:]
         for reason in EngineSampleRejection.allCases {
@@ -104,6 +106,7 @@ public final class PickerMetrics: Sendable {
         if let scheduler {
             indexerSize.set(to: Double(scheduler.prefixIndexSize))
             indexerHitRatio.set(to: scheduler.prefixHitRatio)
+            inFlight.set(to: Double(scheduler.inFlightTotal))
         }
     }
 

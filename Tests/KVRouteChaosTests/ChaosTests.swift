@@ -139,6 +139,8 @@ struct ChaosTests {
         let streams = TestHTTP.metricSum(try await TestHTTP.request("http://127.0.0.1:\(stack.pickerPorts.metrics)/metrics", contentType: nil).body,
                                          "kvroute_epp_streams_total")
         #expect(streams > 0, "the restarted picker routes again")
+        let pickerLeft = await waitForMetricZero("http://127.0.0.1:\(stack.pickerPorts.metrics)/metrics", "kvroute_requests_in_flight")
+        #expect(pickerLeft == 0, "picker in-flight count stayed at \(pickerLeft)")
     }
 
     @Test("clients walking away at every phase, through the gateway and through Envoy: nothing stuck, everything still serves",
@@ -169,6 +171,8 @@ struct ChaosTests {
         }
         #expect(stack.deadProcesses.isEmpty, "\(stack.deadProcesses)")
         await Self.expectNothingInFlight(stack)
+        let pickerLeft = await waitForMetricZero("http://127.0.0.1:\(stack.pickerPorts.metrics)/metrics", "kvroute_requests_in_flight")
+        #expect(pickerLeft == 0, "picker in-flight count stayed at \(pickerLeft)")
         // Engines finish or drop what the departed clients asked for.
         for engine in stack.engineURLs.indices {
             var running = -1.0

@@ -198,3 +198,20 @@ public func waitForNoneInFlight(_ gatewayURL: String, secret: String, timeout: D
     }
     return last
 }
+
+/// Polls a Prometheus page until `metric` (summed over series) is zero; returns the last
+/// value seen (-1 when the page could not be read or does not carry the metric: a renamed
+/// metric must not read as zero).
+public func waitForMetricZero(_ metricsURL: String, _ metric: String, timeout: Double = 10) async -> Double {
+    let deadline = Date().addingTimeInterval(timeout)
+    var last = -1.0
+    while Date() < deadline {
+        if let page = try? await TestHTTP.request(metricsURL, contentType: nil, timeout: .seconds(5)), page.status == 200,
+           page.body.split(separator: "\n").contains(where: { $0.hasPrefix(metric + " ") || $0.hasPrefix(metric + "{") }) {
+            last = TestHTTP.metricSum(page.body, metric)
+            if last == 0 { return 0 }
+        }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return last
+}
