@@ -231,6 +231,12 @@ struct FuzzExtProcTests {
         #expect(info.forgedHeaders.count == 100_000)
     }
 
+    @Test("a negative cached-token count is not usage (it trapped the picker's token counter)")
+    func negativeUsage() {
+        let tail = #"{"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":-1}}}"#
+        #expect(ResponseUsage.parse(tail: Array(tail.utf8)) == nil)
+    }
+
     @Test("response tails: many unclosed \"usage\" objects, odd numbers, damage")
     func responseTails() {
         let usage = #"{"usage":{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}}"#
