@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "kvroute", targets: ["kvroute"]),
         .library(name: "KVRouteCore", targets: ["KVRouteCore"]),
         .library(name: "KVRouteEngineSim", targets: ["KVRouteEngineSim"]),
+        .library(name: "KVRouteKVEvents", targets: ["KVRouteKVEvents"]),
         .library(name: "KVRouteSimServer", targets: ["KVRouteSimServer"]),
         .library(name: "KVRouteDataLayer", targets: ["KVRouteDataLayer"]),
         .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
@@ -54,6 +55,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // vLLM KV events: MessagePack, the event model, sha256_cbor block hashes, and the ZMQ
+        // transport (libzmq loaded at run time, so nothing else needs it installed).
+        .target(
+            name: "KVRouteKVEvents",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -198,6 +208,11 @@ let package = Package(
         .testTarget(
             name: "KVRouteCoreTests",
             dependencies: ["KVRouteCore", "KVRouteTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteKVEventsTests",
+            dependencies: ["KVRouteKVEvents", "KVRouteEngineSim", "KVRouteTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
