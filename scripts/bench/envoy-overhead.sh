@@ -2,8 +2,8 @@
 # What kvroute epp costs behind real Envoy, with wrk in release mode: requests/s (each one an
 # ext_proc decision) and latency for
 #   - Envoy alone: deploy/envoy/envoy-epp.yaml without its ext_proc filter (the ring hash on
-#     x-session-id, the seed's mesh fallback);
-#   - Envoy + kvroute epp, headers only (the seed's request_body_mode: NONE);
+#     x-session-id, the mesh fallback when the picker is down);
+#   - Envoy + kvroute epp, headers only (request_body_mode: NONE, as the deployed EnvoyFilter);
 #   - Envoy + kvroute epp, full duplex (deploy/envoy/envoy-epp-full-duplex.yaml: the body and
 #     the response go through the picker).
 # Three engines run with --time-scale 0 (no modelled GPU time), so differences are Envoy's
