@@ -2,7 +2,7 @@ import Foundation
 import KVRouteCore
 import KVRouteEngineSim
 
-/// The seed's validator: one session sends the same long prompt `requests` times.
+/// The cache-hit ramp as a workload: one session sends the same long prompt `requests` times.
 public struct RampWorkload: Workload {
     public var requests = 80
     public var promptTokens = 1_000

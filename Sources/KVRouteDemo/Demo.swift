@@ -10,7 +10,7 @@ import Logging
 import ServiceLifecycle
 
 /// The whole system on one machine: simulated engines, a gateway per routing mode, the
-/// seed's validation through the KV-cache-aware gateway, and a contrast table.
+/// cache-hit validation through the KV-cache-aware gateway, and a contrast table.
 public struct Demo: Sendable {
     public struct Settings: Sendable {
         public var engines = 3
@@ -76,7 +76,8 @@ public struct Demo: Sendable {
         return s
     }
 
-    /// The seed's ramp through the KV-cache-aware gateway.
+    /// The cache-hit ramp through the KV-cache-aware gateway: reset, the warm-up, then the
+    /// measured requests in one session.
     public func ramp(gateway: String, enginePorts: [Int], client: HTTPClient, output: any ValidationOutput) async throws -> ValidationReport {
         try await Validator(settings: settings(gateway: gateway, enginePorts: enginePorts, sessions: 1, requests: settings.requests, distinct: false, session: "demo-ramp"),
                             client: client, output: output).run()

@@ -3,7 +3,8 @@ import Foundation
 import NIOCore
 
 /// Reads the engines' prefix-cache counters through Prometheus's HTTP query API
-/// (`GET /api/v1/query`), as the seed's validator does first.
+/// (`GET /api/v1/query`), the cache-hit validation procedure's first source; used when
+/// `--prometheus-url` is set.
 ///
 /// Series are selected by `model_name` (vLLM labels every series with the served model's
 /// name), so other models scraped by the same Prometheus do not count.

@@ -104,7 +104,8 @@ public struct ValidationReport: Sendable, Codable {
         case perEngine = "per_engine", metricsSource = "metrics_source"
     }
 
-    /// The grade of a delta hit rate, as the seed grades it.
+    /// The grade of a delta hit rate, in the cache-hit validation procedure's bands: ≥ 80 %
+    /// EXCELLENT, ≥ 60 % VERY GOOD, ≥ 40 % GOOD, else POOR.
     public static func grade(_ hitRate: Double?) -> String {
         guard let h = hitRate else { return "NO DATA" }
         switch h {

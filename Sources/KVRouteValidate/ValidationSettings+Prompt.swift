@@ -1,8 +1,8 @@
 extension ValidationSettings {
     /// The default system prompt: a long, realistic management-consultant brief of about
-    /// 1,100 tokens (≈ 4,500 characters), like the seed's. It has to be long: the hit rate
-    /// is measured in tokens, and only a prompt spanning many KV blocks shows whether the
-    /// cache is reused (and shows it in TTFT).
+    /// 1,100 tokens (≈ 4,500 characters), like the cache-hit validation procedure's. It has to
+    /// be long: the hit rate is measured in tokens, and only a prompt spanning many KV blocks
+    /// shows whether the cache is reused (and shows it in TTFT).
     public static let consultantPrompt: String = """
     You are a senior management consultant at a global advisory firm. Your clients are the executive teams of mid-sized and \
     large companies in manufacturing, retail, consumer goods, financial services, logistics, energy and healthcare. They come \

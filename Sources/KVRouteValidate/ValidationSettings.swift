@@ -1,8 +1,8 @@
 import Foundation
 
-/// Everything a validation run takes: the seed's Tekton task parameters (gateway, host,
-/// model, warm-up, prompt, requests, sleep, max tokens, session) plus where engine metrics
-/// come from and what counts as a pass.
+/// Everything a validation run takes: the `cache-hit-test` Tekton task's parameters
+/// (gateway, host, model, warm-up, prompt, requests, sleep, max tokens, session) plus where
+/// engine metrics come from and what counts as a pass.
 ///
 /// A plain value with defaults in `init`, so the CLI, the demo and tests build one the same
 /// way; flag parsing lives beside it (`ValidationSettings+Parsing.swift`), not inside it.
@@ -18,7 +18,7 @@ public struct ValidationSettings: Sendable {
     public var prompt: String
     /// Measured requests per session.
     public var requests: Int
-    /// Pause between a session's measured requests, as the seed's ramp does.
+    /// Pause between a session's measured requests (0.3 s in the cache-hit ramp).
     public var sleepSeconds: Double
     public var maxTokens: Int
     /// The session id (`x-session-id` and `session-id` headers); with several sessions,
@@ -34,7 +34,7 @@ public struct ValidationSettings: Sendable {
     public var kubernetes: KubernetesTarget?
     /// Start from cold caches: `POST /reset_prefix_cache`, or a rollout restart in Kubernetes.
     public var reset: Bool
-    /// The KV block size the engines are expected to run with (the seed uses 16).
+    /// The KV block size the engines are expected to run with (16 in the deployed vLLM engines).
     public var blockSize: Int
     /// Minimum delta hit rate (fraction 0...1) for a pass; nil = no threshold.
     public var minHitRate: Double?

@@ -62,8 +62,9 @@ extension Validator {
     }
 
     /// Step 2 (`--reset`): cold caches. In Kubernetes a rollout restart of the Deployment
-    /// (named, or the pods' owner) — caches and counters start from zero, as the seed's
-    /// pipeline does; otherwise `POST /reset_prefix_cache` on every engine.
+    /// (named, or the pods' owner) — caches and counters start from zero, as after the
+    /// Tekton pipeline's `cache-pod-restart` step; otherwise `POST /reset_prefix_cache` on
+    /// every engine.
     func reset(_ engines: [EngineTarget], _ kube: KubernetesClient?, _ probe: EngineProbe,
                _ warnings: inout [String]) async throws -> [EngineTarget] {
         func warn(_ w: String) { warnings.append(w); output.warning(w) }
@@ -132,7 +133,7 @@ extension Validator {
     }
 
     /// Step 4a: warm-up requests (per session, concurrently), so the measured loop starts
-    /// from a cache that holds the prompt, as the seed's ramp does.
+    /// from a cache that holds the prompt, as in the cache-hit ramp.
     func warmUp(_ chat: ChatProbe, _ warnings: inout [String]) async {
         guard settings.warmupCount > 0 else { return }
         let sessions = settings.sessionIDs, n = settings.warmupCount

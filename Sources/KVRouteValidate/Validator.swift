@@ -2,9 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 
-/// The seed's cache-hit validation as one call: verify the engines, optionally reset them,
-/// check the gateway, warm up, take baselines of the prefix-cache counters, run the
-/// measured loop, read the counters again, and compute hit rate, stickiness and TTFT.
+/// The cache-hit validation (the Tekton task `cache-hit-test`) as one call: verify the
+/// engines, optionally reset them, check the gateway, warm up, take baselines of the
+/// prefix-cache counters, run the measured loop, read the counters again, and compute hit
+/// rate, stickiness and TTFT.
 ///
 /// Usable in-process: `kvroute validate` and `kvroute demo` both construct one with their
 /// own HTTP client and output. `run()` throws `ValidationFailure` when a run cannot

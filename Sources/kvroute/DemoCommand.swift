@@ -12,12 +12,12 @@ import ServiceLifecycle
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the whole system on this machine: simulated engines, the gateway, the seed's cache-hit validation and a contrast table.",
+        abstract: "Run the whole system on this machine: simulated engines, the gateway, the cache-hit validation and a contrast table.",
         discussion: "Then keeps serving (gateway, dashboard) until Ctrl-C; --once exits with the validation's exit code."
     )
 
     @Flag(help: "Exit after the report, with the validator's exit code.") var once = false
-    @Option(help: "Seconds between measured requests (the seed's ramp uses 0.3).") var sleepSeconds = 0.3
+    @Option(help: "Seconds between measured requests (the cache-hit ramp uses 0.3).") var sleepSeconds = 0.3
     @Option(help: "Measured requests of the ramp.") var requests = 80
     @Option(help: "Gateway port (0 = any free port).") var port = 0
     @Option(help: "Wall seconds per modelled engine second (lower is faster).") var timeScale = 1.0
@@ -98,7 +98,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         print("kvroute demo: \(ports.count) simulated vLLM engines (\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))), gateway \(main)")
         print("")
-        print("The seed's ramp through the KV-cache-aware gateway: reset, \(s.warmupCount) warm-up, \(s.requests) requests \(s.sleepSeconds) s apart, one session")
+        print("The cache-hit ramp through the KV-cache-aware gateway: reset, \(s.warmupCount) warm-up, \(s.requests) requests \(s.sleepSeconds) s apart, one session")
         let ramp: ValidationReport
         do {
             ramp = try await demo.ramp(gateway: main, enginePorts: ports, client: client, output: ConsoleOutput())

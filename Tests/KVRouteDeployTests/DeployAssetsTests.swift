@@ -360,7 +360,7 @@ struct DeployAssetsTests {
         return out
     }
 
-    @Test("Tekton: the seed's ramp run, and Tasks whose defaults match the stack", .enabled(if: checkerReady))
+    @Test("Tekton: the cache-hit ramp run, and Tasks whose defaults match the stack", .enabled(if: checkerReady))
     func tektonRuns() throws {
         let ramp = try Self.rendered("tekton/runs/cache-ramp-pipelinerun.yaml")[0]
         let params = Self.parameters(Self.dig(ramp, "spec", "params"), "value")

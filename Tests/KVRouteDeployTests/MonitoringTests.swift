@@ -235,7 +235,7 @@ struct MonitoringTests {
                 routed += 1
                 try await Task.sleep(for: .milliseconds(60))
             }
-            // Headers only (the seed's EnvoyFilter): routed by consistent hash on the session.
+            // Headers only (the deployed EnvoyFilter's mode): routed by consistent hash on the session.
             for i in 0..<5 {
                 let (dest, _) = try await Self.exchange(processor, session: "headers-\(i)", body: try Self.json(longChatBody(maxTokens: 2)), mode: .none)
                 #expect(dest != nil)

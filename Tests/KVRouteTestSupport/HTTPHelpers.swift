@@ -69,7 +69,7 @@ extension Array where Element: Sendable {
     public var async: AsyncArray<Element> { AsyncArray(items: self) }
 }
 
-/// A chat body with a long shared system prompt, like the seed's validator sends.
+/// A chat body with a long shared system prompt, like `kvroute validate` sends.
 public func longChatBody(systemWords: Int = 180, user: String = "Summarise the plan.", maxTokens: Int = 8, stream: Bool = false, model: String = "meta-llama/Llama-3.2-3B-Instruct") -> [String: Any] {
     let system = String(repeating: "You are a senior consultant who writes careful plans. ", count: max(1, systemWords / 9))
     var b: [String: Any] = [

@@ -19,7 +19,7 @@ final class CollectingOutput: ValidationOutput {
     var progress: [(String, Int, Int)] { progressCalls.withLock { $0 } }
 }
 
-/// The seed's ramp, shortened for tests: 1 warm-up, `requests` requests 0.01 s apart.
+/// The cache-hit ramp, shortened for tests: 1 warm-up, `requests` requests 0.01 s apart.
 func rampSettings(gateway: String, metrics: [String], requests: Int = 20) -> ValidationSettings {
     ValidationSettings(gatewayURL: gateway, warmupCount: 1, requests: requests, sleepSeconds: 0.01, sessionID: "test-session",
                        metricsURLs: metrics, reset: true, prometheusWaitSeconds: 30)

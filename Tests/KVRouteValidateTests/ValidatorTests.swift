@@ -6,7 +6,7 @@ import Testing
 
 /// The validator against simulated vLLM engines; one engine doubles as the "gateway", so
 /// every request lands on it and stickiness must be 100 %.
-@Suite("kvroute validate: the seed's ramp", .serialized)
+@Suite("kvroute validate: the cache-hit ramp", .serialized)
 struct ValidatorTests {
     @Test("the ramp (1 warm-up, 20 requests): delta hit rate ≥ 95 %, stickiness 100 %, every step reported")
     func ramp() async throws {
@@ -243,7 +243,7 @@ struct ValidatorUnitTests {
         }
     }
 
-    @Test("grades follow the seed's bands", arguments: [(0.99, "EXCELLENT"), (0.8, "EXCELLENT"), (0.7, "VERY GOOD"), (0.6, "VERY GOOD"), (0.45, "GOOD"), (0.1, "POOR")])
+    @Test("grades follow the cache-hit bands (80/60/40 %)", arguments: [(0.99, "EXCELLENT"), (0.8, "EXCELLENT"), (0.7, "VERY GOOD"), (0.6, "VERY GOOD"), (0.45, "GOOD"), (0.1, "POOR")])
     func grades(_ rate: Double, _ grade: String) {
         #expect(ValidationReport.grade(rate) == grade)
     }
