@@ -51,6 +51,7 @@ let package = Package(
         .target(
             name: "KVRouteEngineSim",
             dependencies: [
+                "KVRouteKVEvents",
                 .product(name: "Collections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -72,6 +73,7 @@ let package = Package(
             name: "KVRouteSimServer",
             dependencies: [
                 "KVRouteEngineSim",
+                "KVRouteKVEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -193,6 +195,7 @@ let package = Package(
             name: "KVRouteTestSupport",
             dependencies: [
                 "KVRouteEngineSim",
+                "KVRouteKVEvents",
                 "KVRouteSimServer",
                 "KVRouteExtProc",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -217,7 +220,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRouteEngineSimTests",
-            dependencies: ["KVRouteEngineSim"],
+            dependencies: ["KVRouteEngineSim", "KVRouteKVEvents", "KVRouteTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -225,6 +228,7 @@ let package = Package(
             dependencies: [
                 "KVRouteSimServer",
                 "KVRouteEngineSim",
+                "KVRouteKVEvents",
                 "KVRouteTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -35,6 +35,11 @@ public struct BlockPool: Sendable {
     public var usage: Double { numBlocks == 0 ? 0 : 1 - Double(numFreeBlocks) / Double(numBlocks) }
     /// Number of distinct cached hashes.
     public var cachedHashCount: Int { cached.count }
+    /// Every hash a lookup can hit now: blocks in use and free blocks not yet reused.
+    public var cachedHashes: Set<UInt64> { Set(cached.keys) }
+    /// Physical blocks holding a cached hash (more than ``cachedHashCount`` when identical
+    /// blocks were computed twice).
+    public var cachedBlockCount: Int { cached.values.reduce(0) { $0 + $1.count } }
 
     /// Physical blocks for the longest run of leading hashes present in the cache.
     public func lookup(_ hashes: ArraySlice<UInt64>) -> [Int32] {
@@ -63,6 +68,12 @@ public struct BlockPool: Sendable {
 
     /// Pops `n` blocks from the head of the free queue, evicting any hash they held.
     public mutating func allocate(_ n: Int) -> [Int32]? {
+        allocate(n) { _, _ in }
+    }
+
+    /// Pops `n` blocks from the head of the free queue; `onEvict` hears of each block whose
+    /// cached hash this drops (vLLM's lazy eviction), in order.
+    public mutating func allocate(_ n: Int, onEvict: (_ block: Int32, _ hash: UInt64) -> Void) -> [Int32]? {
         guard n <= numFreeBlocks else { return nil }
         var out: [Int32] = []
         out.reserveCapacity(n)
@@ -73,6 +84,7 @@ public struct BlockPool: Sendable {
                 removeCached(h, block: b)
                 blockHash[Int(b)] = nil
                 evictions += 1
+                onEvict(b, h)
             }
             refCount[Int(b)] = 1
             out.append(b)

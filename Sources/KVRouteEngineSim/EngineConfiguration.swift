@@ -28,6 +28,13 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var latency: LatencyModel
     /// Seed for jitter, output text and failure injection.
     public var seed: UInt64
+    /// LoRA adapters a request may name as its `model` (vLLM `--lora-modules`); adapter i
+    /// has id i + 1. The name keys every block's hash; no weights are involved.
+    public var loraAdapters: [String] = []
+    /// Whether the engine records KV events (``EngineCore/takeKVEvents()``).
+    public var recordKVEvents = false
+    /// Whether events carry each block's full 32-byte digest instead of its low 64 bits.
+    public var kvEventHashBytes = false
 
     public init(
         model: String = "meta-llama/Llama-3.2-3B-Instruct",
@@ -57,6 +64,11 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.seed = seed
     }
 
+    /// The adapter a request's `model` names, if it names one.
+    public func loraAdapter(named name: String) -> LoRAAdapter? {
+        loraAdapters.firstIndex(of: name).map { LoRAAdapter(name: name, id: $0 + 1) }
+    }
+
     /// Checks the values a user can get wrong on the command line.
     public func validate() throws(EngineError) {
         func bad(_ message: String) -> EngineError { EngineError(code: .invalidConfiguration, message: message) }
@@ -69,6 +81,10 @@ public struct EngineConfiguration: Sendable, Hashable {
             throw bad("without chunked prefill, max-num-batched-tokens (\(maxNumBatchedTokens)) must be at least max-model-len (\(maxModelLen))")
         }
         guard defaultMaxTokens > 0 else { throw bad("default max tokens must be positive") }
+        for (i, name) in loraAdapters.enumerated() {
+            guard !name.isEmpty, name != model else { throw bad("a LoRA adapter needs a name other than the served model's, got \"\(name)\"") }
+            guard !loraAdapters[..<i].contains(name) else { throw bad("LoRA adapter \"\(name)\" is named twice") }
+        }
         try latency.validate()
     }
 }

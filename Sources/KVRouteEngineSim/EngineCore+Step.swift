@@ -1,3 +1,5 @@
+import KVRouteKVEvents
+
 extension EngineCore {
     /// Runs one scheduler iteration at `now` and applies its effects as of the step's end.
     /// An idle engine returns a zero-length step with no outputs.
@@ -142,24 +144,55 @@ extension EngineCore {
         var seq = sequences[id]!
         let total = seq.numComputed + numNew
         let needed = blocksNeeded(totalTokens: total, have: seq.blocks.count)
+        let events = configuration.recordKVEvents
         if needed > 0 {
-            guard let fresh = pool.allocate(needed) else { return false }
+            var evicted: [(block: Int32, hash: UInt64)] = []
+            guard let fresh = events ? pool.allocate(needed, onEvict: { evicted.append(($0, $1)) }) : pool.allocate(needed) else { return false }
             seq.blocks.append(contentsOf: fresh)
+            // vLLM announces each eviction on its own, as the block is reused.
+            for e in evicted { kvEvents.append(.blockRemoved(BlockRemoved(blockHashes: [externalHash(e.block, e.hash)], medium: "GPU"))) }
         }
         if configuration.enablePrefixCaching {
             let full = min(total / configuration.blockSize, seq.blocks.count)
             if full > seq.registeredBlocks {
-                hasher.extend(&seq.digests, tokens: seq.tokens)
-                var b = seq.registeredBlocks
+                hasher.extend(&seq.digests, tokens: seq.tokens, loraName: seq.lora?.name, cacheSalt: seq.cacheSalt)
+                let first = seq.registeredBlocks
+                var b = first
                 while b < full && b < seq.digests.count {
                     pool.register(seq.blocks[b], hash: seq.digests[b].low64)
+                    if events && configuration.kvEventHashBytes { digestOfBlock[seq.blocks[b]] = seq.digests[b] }
                     b += 1
                 }
                 seq.registeredBlocks = b
+                if events && b > first { kvEvents.append(.blockStored(stored(seq, blocks: first..<b))) }
             }
         }
         sequences[id] = seq
         return true
+    }
+
+    /// The hash of a block as events name it: the low 64 bits, or the digest when asked for.
+    private mutating func externalHash(_ block: Int32, _ low64: UInt64) -> ExternalBlockHash {
+        if configuration.kvEventHashBytes, let d = digestOfBlock.removeValue(forKey: block) { return .bytes(d.bytes) }
+        return .unsigned(low64)
+    }
+
+    /// vLLM's `BlockStored` for the blocks of one request registered together.
+    private func stored(_ seq: Sequence, blocks: Range<Int>) -> BlockStored {
+        let size = configuration.blockSize
+        let bytes = configuration.kvEventHashBytes
+        func name(_ d: BlockDigest) -> ExternalBlockHash { bytes ? .bytes(d.bytes) : d.external }
+        let keys: [[MessagePackValue]?] = blocks.map { i in
+            VLLMBlockHasher.extraKeys(blockIndex: i, loraName: seq.lora?.name, cacheSalt: seq.cacheSalt)?.map { k in
+                if case .string(let s) = k { .string(s) } else { .nil }
+            }
+        }
+        return BlockStored(
+            blockHashes: blocks.map { name(seq.digests[$0]) },
+            parentBlockHash: blocks.lowerBound > 0 ? name(seq.digests[blocks.lowerBound - 1]) : nil,
+            tokenIDs: Array(seq.tokens[(blocks.lowerBound * size)..<(blocks.upperBound * size)]),
+            blockSize: size, loraID: seq.lora?.id, medium: "GPU", loraName: seq.lora?.name,
+            extraKeys: keys, groupIdx: 0, kvCacheSpecKind: "full_attention")
     }
 
     /// Puts a running request back at the head of the waiting queue, freeing its blocks; it

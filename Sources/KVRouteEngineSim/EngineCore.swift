@@ -1,4 +1,5 @@
 import DequeModule
+import KVRouteKVEvents
 
 /// One simulated vLLM engine, stepped by a driver: the real-time ``EngineRunner`` behind
 /// HTTP, or a discrete-event loop in virtual time. Pure state, no clocks, no I/O: the
@@ -23,6 +24,10 @@ public struct EngineCore: Sendable {
     var rng: SplitMix64
     /// Multiplies every step's duration (failure injection: a slow engine).
     public var slowdown: Double = 1
+    /// KV events since the last ``takeKVEvents()``, in the order the cache changed.
+    var kvEvents: [KVEvent] = []
+    /// Full digests of registered blocks, kept only when events carry digests.
+    var digestOfBlock: [Int32: BlockDigest] = [:]
 
     public init(configuration: EngineConfiguration, metrics: EngineMetrics? = nil) throws(EngineError) {
         try configuration.validate()
@@ -68,7 +73,7 @@ public struct EngineCore: Sendable {
         nextID += 1
         var seq = Sequence(id: id, request: request, arrival: now)
         if configuration.enablePrefixCaching {
-            hasher.extend(&seq.digests, tokens: seq.tokens)
+            hasher.extend(&seq.digests, tokens: seq.tokens, loraName: request.lora?.name, cacheSalt: request.cacheSalt)
         }
         sequences[id] = seq
         waiting.append(id)
@@ -90,13 +95,22 @@ public struct EngineCore: Sendable {
     /// Forgets all cached prefixes (vLLM's `/reset_prefix_cache`).
     public mutating func resetPrefixCache() {
         pool.resetPrefixCache()
+        digestOfBlock.removeAll()
+        if configuration.recordKVEvents { kvEvents.append(.allBlocksCleared) }
+    }
+
+    /// The KV events recorded since the last call, oldest first: what vLLM publishes as one
+    /// batch after a step. Empty unless ``EngineConfiguration/recordKVEvents`` is set.
+    public mutating func takeKVEvents() -> [KVEvent] {
+        defer { kvEvents.removeAll(keepingCapacity: true) }
+        return kvEvents
     }
 
     /// Tokens of a request's prompt that are in the cache right now, as the engine would
     /// count them on admission (a multiple of the block size, at most prompt − 1).
-    public func cachedPrefixTokens(of promptTokens: [UInt32]) -> Int {
+    public func cachedPrefixTokens(of promptTokens: [UInt32], lora: LoRAAdapter? = nil, cacheSalt: String? = nil) -> Int {
         var digests: [BlockDigest] = []
-        hasher.extend(&digests, tokens: promptTokens)
+        hasher.extend(&digests, tokens: promptTokens, loraName: lora?.name, cacheSalt: cacheSalt)
         let cap = (promptTokens.count - 1) / configuration.blockSize
         return pool.lookup(digests.prefix(cap).map(\.low64)[...]).count * configuration.blockSize
     }
@@ -109,6 +123,8 @@ struct Sequence: Sendable {
     let promptLength: Int
     let maxTokens: Int
     let forcedOutput: [UInt32]?
+    let lora: LoRAAdapter?
+    let cacheSalt: String?
     let arrival: Double
     /// Fingerprint of the prompt: seeds the deterministic answer.
     let outputSeed: UInt64
@@ -131,6 +147,8 @@ struct Sequence: Sendable {
         self.promptLength = request.promptTokens.count
         self.maxTokens = request.maxTokens
         self.forcedOutput = request.forcedOutput
+        self.lora = request.lora
+        self.cacheSalt = request.cacheSalt
         self.arrival = arrival
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for t in request.promptTokens { h = (h ^ UInt64(t)) &* 0x0000_0100_0000_01B3 }

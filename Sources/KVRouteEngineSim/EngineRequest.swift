@@ -5,11 +5,30 @@ public struct EngineRequest: Sendable {
     /// Forces the engine to produce exactly these tokens instead of its deterministic text
     /// (used by workloads that replay known answers).
     public var forcedOutput: [UInt32]?
+    /// The LoRA adapter the request names (its `model`), which keys every block's hash,
+    /// and the adapter's id (vLLM's `lora_int_id`: 1 for the first `--lora-modules` entry).
+    public var lora: LoRAAdapter?
+    /// The request's `cache_salt`: keys the first block's hash, so only requests with the
+    /// same salt share a prefix.
+    public var cacheSalt: String?
 
-    public init(promptTokens: [UInt32], maxTokens: Int, forcedOutput: [UInt32]? = nil) {
+    public init(promptTokens: [UInt32], maxTokens: Int, forcedOutput: [UInt32]? = nil, lora: LoRAAdapter? = nil, cacheSalt: String? = nil) {
         self.promptTokens = promptTokens
         self.maxTokens = maxTokens
         self.forcedOutput = forcedOutput
+        self.lora = lora
+        self.cacheSalt = cacheSalt
+    }
+}
+
+/// A LoRA adapter as the engine knows it: the name requests use as `model`, and its id.
+public struct LoRAAdapter: Sendable, Hashable {
+    public var name: String
+    public var id: Int
+
+    public init(name: String, id: Int) {
+        self.name = name
+        self.id = id
     }
 }
 

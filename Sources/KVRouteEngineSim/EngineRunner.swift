@@ -1,3 +1,5 @@
+import Foundation
+import KVRouteKVEvents
 import ServiceLifecycle
 import Synchronization
 
@@ -28,12 +30,22 @@ public final class EngineRunner: Service, Sendable {
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     private let start = ContinuousClock.now
+    private let kvEventSink: (@Sendable (KVEventBatch) -> Void)?
 
-    public init(configuration: EngineConfiguration, engineIndex: Int = 0, timeScale: Double = 1) throws(EngineError) {
+    /// - Parameter kvEventSink: receives one batch per step that changed the cache (and one
+    ///   per prefix-cache reset), in order, while the engine's lock is held: it must only
+    ///   queue (``KVEventPublisher/publish(_:)`` does). Setting it turns event recording on.
+    public init(
+        configuration: EngineConfiguration, engineIndex: Int = 0, timeScale: Double = 1,
+        kvEventSink: (@Sendable (KVEventBatch) -> Void)? = nil
+    ) throws(EngineError) {
         guard timeScale >= 0, timeScale.isFinite else {
             throw EngineError(code: .invalidConfiguration, message: "time scale must be a non-negative number, got \(timeScale)")
         }
+        var configuration = configuration
+        if kvEventSink != nil { configuration.recordKVEvents = true }
         self.configuration = configuration
+        self.kvEventSink = kvEventSink
         self.metrics = EngineMetrics(configuration: configuration, engineIndex: engineIndex)
         self.timeScale = timeScale
         self.state = Mutex(State(core: try EngineCore(configuration: configuration, metrics: metrics)))
@@ -68,7 +80,25 @@ public final class EngineRunner: Service, Sendable {
     }
 
     public func resetPrefixCache() {
-        state.withLock { $0.core.resetPrefixCache() }
+        state.withLock {
+            $0.core.resetPrefixCache()
+            publishKVEvents(&$0.core)
+        }
+    }
+
+    /// The low 64 bits of every block hash a request could hit now (blocks in use and
+    /// free-but-cached ones): what the engine's KV events should have told a subscriber.
+    public func cachedBlockHashes() -> (hashes: Set<UInt64>, physicalBlocks: Int) {
+        state.withLock { ($0.core.pool.cachedHashes, $0.core.pool.cachedBlockCount) }
+    }
+
+    /// Hands the events recorded so far to the sink as one batch (called under the lock, so
+    /// batches leave in the order the cache changed).
+    private func publishKVEvents(_ core: inout EngineCore) {
+        guard let kvEventSink else { return }
+        let events = core.takeKVEvents()
+        guard !events.isEmpty else { return }
+        kvEventSink(KVEventBatch(ts: Date().timeIntervalSince1970, events: events, dataParallelRank: 0))
     }
 
     /// Sets the step-duration multiplier, kept finite and at most ``maxSlowdown``.
@@ -91,8 +121,8 @@ public final class EngineRunner: Service, Sendable {
     }
 
     /// Prompt tokens the cache would serve for this prompt right now.
-    public func cachedPrefixTokens(of prompt: [UInt32]) -> Int {
-        state.withLock { $0.core.cachedPrefixTokens(of: prompt) }
+    public func cachedPrefixTokens(of prompt: [UInt32], lora: LoRAAdapter? = nil, cacheSalt: String? = nil) -> Int {
+        state.withLock { $0.core.cachedPrefixTokens(of: prompt, lora: lora, cacheSalt: cacheSalt) }
     }
 
     public func run() async throws {
@@ -114,7 +144,9 @@ public final class EngineRunner: Service, Sendable {
             let step = state.withLock { s -> StepResult? in
                 s.virtualNow = max(s.virtualNow, wallNow())
                 guard s.core.hasWork else { return nil }
-                return s.core.step(now: s.virtualNow)
+                let step = s.core.step(now: s.virtualNow)
+                publishKVEvents(&s.core)
+                return step
             }
             guard let step else {
                 if await wakeIterator.next() == nil { return }
