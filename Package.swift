@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KVRouteKVEvents", targets: ["KVRouteKVEvents"]),
         .library(name: "KVRouteSimServer", targets: ["KVRouteSimServer"]),
         .library(name: "KVRouteDataLayer", targets: ["KVRouteDataLayer"]),
+        .library(name: "KVRouteRouting", targets: ["KVRouteRouting"]),
         .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
         .library(name: "KVRouteValidate", targets: ["KVRouteValidate"]),
         .library(name: "KVRouteBench", targets: ["KVRouteBench"]),
@@ -95,12 +96,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What every front door shares between its protocol and the routing core: one
+        // route/lease call with its bookkeeping, session keys, the Endpoint Picker metrics,
+        // OpenAI error bodies, listening errors. Adapters depend on it, never on each other.
+        .target(
+            name: "KVRouteRouting",
+            dependencies: [
+                "KVRouteCore",
+                "KVRouteDataLayer",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The OpenAI-compatible HTTP front door over the routing core.
         .target(
             name: "KVRouteGateway",
             dependencies: [
                 "KVRouteCore",
                 "KVRouteDataLayer",
+                "KVRouteRouting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -137,7 +155,7 @@ let package = Package(
         .target(
             name: "KVRouteExtProc",
             dependencies: [
-                "KVRouteCore", "KVRouteDataLayer", "KVRouteGateway", "KVRouteProto",
+                "KVRouteCore", "KVRouteDataLayer", "KVRouteRouting", "KVRouteProto",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -166,7 +184,7 @@ let package = Package(
         .target(
             name: "KVRouteBench",
             dependencies: [
-                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer",
+                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -179,6 +197,7 @@ let package = Package(
                 "KVRouteEngineSim",
                 "KVRouteSimServer",
                 "KVRouteDataLayer",
+                "KVRouteRouting",
                 "KVRouteGateway",
                 "KVRouteValidate",
                 "KVRouteBench",
@@ -206,6 +225,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/KVRouteTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // The route/lease bookkeeping in-process, and the module graph: adapters never import
+        // each other, the core reads no files and no clock.
+        .testTarget(
+            name: "KVRouteRoutingTests",
+            dependencies: ["KVRouteRouting", "KVRouteCore", "KVRouteDataLayer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -257,7 +283,7 @@ let package = Package(
         .testTarget(
             name: "KVRouteExtProcTests",
             dependencies: [
-                "KVRouteExtProc", "KVRouteProto", "KVRouteCore", "KVRouteGateway", "KVRouteTestSupport",
+                "KVRouteExtProc", "KVRouteProto", "KVRouteCore", "KVRouteGateway", "KVRouteRouting", "KVRouteTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -298,6 +324,7 @@ let package = Package(
             dependencies: [
                 "KVRouteGateway",
                 "KVRouteDataLayer",
+                "KVRouteRouting",
                 "KVRouteCore",
                 "KVRouteSimServer",
                 "KVRouteEngineSim",

@@ -1,4 +1,5 @@
 import KVRouteCore
+import KVRouteRouting
 
 /// A routing policy compared by the benchmark, with the name the report uses.
 public struct BenchPolicy: Sendable {
@@ -27,8 +28,11 @@ public struct BenchPolicy: Sendable {
         }
     }
 
-    /// A fresh router for one run (its own prefix index and counters).
-    func makeRouter(seed: UInt64) throws -> RoutingPolicy {
-        try RoutingPolicy(mode: mode, pickerConfig: config ?? .kvrouteDefault, ringSize: 4096, seed: seed)
+    /// A fresh router for one run (its own prefix index and counters), the front doors' kind;
+    /// the simulation hands it the snapshots of each decision.
+    func makeRouter(seed: UInt64) throws -> RequestRouter {
+        try RequestRouter(
+            configuration: .init(mode: mode, pickerConfig: config ?? .kvrouteDefault, ringSize: 4096, seed: seed, maxAttempts: 1),
+            metrics: PickerMetrics(poolName: "bench"), snapshots: { [] })
     }
 }

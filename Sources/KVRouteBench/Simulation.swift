@@ -1,5 +1,6 @@
 import KVRouteCore
 import KVRouteEngineSim
+import KVRouteRouting
 
 /// What one request did in a run.
 public struct RequestOutcome: Sendable {
@@ -74,7 +75,7 @@ public struct Simulation: Sendable {
             queued = []
         }
 
-        var inEngine: [Int: [EngineRequestID: (BenchRequest, Double, [UInt32])]] = [:]
+        var inEngine: [Int: [EngineRequestID: (BenchRequest, RoutingLease, [UInt32])]] = [:]
         var outcomes: [RequestOutcome] = []
         var issued: [(tokens: [UInt32], answer: [UInt32])] = []
         var issuedIndex: [Int: Int] = [:]
@@ -103,23 +104,23 @@ public struct Simulation: Sendable {
         func admit(_ r: BenchRequest, decisionClockStart: Void = ()) {
             refreshSnapshots()
             let inference = InferenceRequest(requestID: String(r.id), model: engine.model, apiKind: r.apiKind, prompt: r.prompt, sessionKey: r.session)
-            let decision: RoutingDecision
+            let lease: RoutingLease
             do {
-                decision = try router.decide(inference, snapshots: snapshots, maxAttempts: 1)
+                lease = try router.route(inference, snapshots: snapshots)
             } catch {
                 rejected += 1
                 return
             }
-            guard let target = decision.endpoints.first, let e = addresses.firstIndex(of: target) else { rejected += 1; return }
+            guard let e = addresses.firstIndex(of: lease.primary) else { rejected += 1; return }
             do {
                 let id = try cores[e].add(EngineRequest(promptTokens: r.tokens, maxTokens: r.maxTokens), at: now)
-                inEngine[e, default: [:]][id] = (r, decision.decisionSeconds, [])
+                inEngine[e, default: [:]][id] = (r, lease, [])
                 issuedIndex[r.id] = issued.count
                 issued.append((r.tokens, []))
                 startStep(e)
             } catch {
                 rejected += 1
-                router.finished(inference, servedBy: nil)
+                lease.finished(servedBy: nil, outcome: .failed(code: 400))
             }
         }
 
@@ -141,12 +142,12 @@ public struct Simulation: Sendable {
                 pending[e] = nil
                 for out in s.outputs {
                     if let t = out.token { inEngine[e]?[out.id]?.2.append(t) }
-                    guard let f = out.finished, let (r, decision, answer) = inEngine[e]?.removeValue(forKey: out.id) else { continue }
+                    guard let f = out.finished, let (r, lease, answer) = inEngine[e]?.removeValue(forKey: out.id) else { continue }
                     outcomes.append(RequestOutcome(
                         id: r.id, engine: e, promptTokens: f.promptTokens, cachedTokens: f.cachedTokens, completionTokens: f.completionTokens,
-                        arrival: f.arrival, ttft: f.timeToFirstToken, finish: f.finishTime, preemptions: f.preemptions, decisionSeconds: decision))
+                        arrival: f.arrival, ttft: f.timeToFirstToken, finish: f.finishTime, preemptions: f.preemptions, decisionSeconds: lease.decision.decisionSeconds))
                     if let k = issuedIndex.removeValue(forKey: r.id) { issued[k].answer = answer }
-                    router.finished(InferenceRequest(requestID: String(r.id), model: engine.model, prompt: .none, sessionKey: r.session), servedBy: addresses[e])
+                    lease.finished(servedBy: addresses[e], outcome: .answered(status: 200))
                     if outcomes.count % 500 == 0 { progress(outcomes.count) }
                     if workload.concurrency != nil {
                         if var follow = workload.next(after: r, answer: answer, id: nextID) {

@@ -22,14 +22,6 @@ public struct EndpointPickerConfig: Sendable {
         profiles.first { $0.name == "default" } ?? profiles[0]
     }
 
-    public static func load(path: String) throws -> EndpointPickerConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw KVRouteError(code: .invalidConfig, message: "cannot read \(path)", cause: error)
-        }
-        return try load(yaml: text)
-    }
-
     public static func load(yaml: String) throws -> EndpointPickerConfig {
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch {

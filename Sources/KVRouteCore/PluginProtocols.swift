@@ -27,12 +27,18 @@ public protocol EndpointScorer: Sendable {
     func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double]
     /// Told which endpoint was chosen, so stateful scorers can learn (the prefix index).
     func picked(_ endpoint: EndpointAddress, context: SchedulingContext)
+    /// Told that `endpoint` served the request instead of `picked` (a retry to a fallback), so
+    /// what the pick taught moves to the endpoint that really holds the prompt.
+    func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext)
     /// Told that an endpoint left the pool.
     func forget(_ endpoint: EndpointAddress)
 }
 
 extension EndpointScorer {
     public func picked(_ endpoint: EndpointAddress, context: SchedulingContext) {}
+    public func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext) {
+        self.picked(endpoint, context: context)
+    }
     public func forget(_ endpoint: EndpointAddress) {}
 }
 

@@ -22,7 +22,8 @@ public struct RoutingDecision: Sendable {
     /// Why the picker was bypassed, if it was (`picker-error`, `no-healthy`…).
     public var fallbackReason: String?
     public var mode: RoutingMode
-    public var decisionSeconds: Double
+    /// How long the decision took; the core reads no clock, so whoever times it sets this.
+    public var decisionSeconds: Double = 0
 }
 
 /// Chooses endpoints for a request in the configured mode. The picker path runs the
@@ -50,11 +51,6 @@ public final class RoutingPolicy: Sendable {
 
     /// Decides for one request over the current snapshots.
     public func decide(_ request: InferenceRequest, snapshots: [EndpointSnapshot], maxAttempts: Int) throws -> RoutingDecision {
-        let start = ContinuousClock.now
-        func elapsed() -> Double {
-            let d = ContinuousClock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
         guard !snapshots.isEmpty else {
             throw KVRouteError(code: .noCandidates, message: "no endpoints are known")
         }
@@ -62,24 +58,39 @@ public final class RoutingPolicy: Sendable {
             do {
                 let r = try scheduler.schedule(request, candidates: snapshots)
                 let ordered = Array(([r.primary] + r.fallbacks).prefix(max(1, maxAttempts)))
-                return RoutingDecision(endpoints: ordered, result: r, fallbackReason: nil, mode: .picker, decisionSeconds: elapsed())
+                return RoutingDecision(endpoints: ordered, result: r, fallbackReason: nil, mode: .picker)
             } catch let e as KVRouteError where e.code == .noCandidates {
                 throw e
             } catch {
-                var d = meshDecision(.consistentHash, request, snapshots, maxAttempts)
+                var d = meshDecision(.consistentHash, request, try Self.allowed(request, snapshots), maxAttempts)
                 d.fallbackReason = "picker-error: \(error)"
-                d.decisionSeconds = elapsed()
                 return d
             }
         }
-        var d = meshDecision(mode, request, snapshots, maxAttempts)
-        d.decisionSeconds = elapsed()
-        return d
+        return meshDecision(mode, request, try Self.allowed(request, snapshots), maxAttempts)
     }
 
-    /// The picker path's bookkeeping when a request ends.
+    /// The snapshots the request's subset hint allows (the scheduler applies the same rule on
+    /// the picker path).
+    static func allowed(_ request: InferenceRequest, _ snapshots: [EndpointSnapshot]) throws -> [EndpointSnapshot] {
+        guard let hint = request.subsetHint else { return snapshots }
+        let allowed = Set(hint)
+        let kept = snapshots.filter { allowed.contains($0.address) }
+        guard !kept.isEmpty else {
+            throw KVRouteError(code: .noCandidates, message: hint.isEmpty ? "the subset hint allows no endpoint" : "no endpoint matches the subset hint \(hint.map(\.description))")
+        }
+        return kept
+    }
+
+    /// The picker path's bookkeeping when a request ends; `servedBy` is the endpoint that
+    /// answered (a fallback after a retry), nil when none did.
     public func finished(_ request: InferenceRequest, servedBy: EndpointAddress?) {
         scheduler?.requestFinished(requestID: request.requestID, servedBy: servedBy)
+    }
+
+    /// Another endpoint than the decision's primary serves the request.
+    public func served(_ request: InferenceRequest, by endpoint: EndpointAddress) {
+        scheduler?.requestServed(requestID: request.requestID, by: endpoint)
     }
 
     private func meshDecision(_ mode: RoutingMode, _ request: InferenceRequest, _ snapshots: [EndpointSnapshot], _ maxAttempts: Int) -> RoutingDecision {
@@ -105,7 +116,7 @@ public final class RoutingPolicy: Sendable {
                 return Array(pool.shuffled(using: &s.rng).prefix(attempts))
             }
         }
-        return RoutingDecision(endpoints: endpoints, result: nil, fallbackReason: nil, mode: mode, decisionSeconds: 0)
+        return RoutingDecision(endpoints: endpoints, result: nil, fallbackReason: nil, mode: mode)
     }
 }
 

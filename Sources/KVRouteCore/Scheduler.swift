@@ -4,7 +4,8 @@ import Synchronization
 /// profile's filters, its weighted scorers, its picker. The whole decision happens under one
 /// lock, together with the bookkeeping that must see it atomically: the in-flight count of
 /// the chosen endpoint goes up at pick time (so concurrent decisions see each other), the
-/// session remembers its endpoint, and stateful scorers learn the pick.
+/// session remembers its endpoint, and stateful scorers learn the pick. When another endpoint
+/// ends up serving (a retry to a fallback), ``requestServed(requestID:by:)`` moves all three.
 public final class Scheduler: Sendable {
     public let profile: EndpointPickerConfig.Profile
     private let health: HealthFilter
@@ -13,8 +14,16 @@ public final class Scheduler: Sendable {
     struct State {
         var rng: SeededGenerator
         var inFlight: [EndpointAddress: Int] = [:]
-        var requests: [String: EndpointAddress] = [:]
+        var requests: [String: Routed] = [:]
         var sessions = SessionMemory(capacity: 100_000)
+    }
+
+    /// A request in flight: where it is counted, what the scorers learned from its pick (to
+    /// teach another endpoint if that one serves it), and its session.
+    struct Routed {
+        var endpoint: EndpointAddress
+        var learned: SchedulingContext?
+        var session: String?
     }
 
     /// - Parameters:
@@ -78,11 +87,13 @@ public final class Scheduler: Sendable {
             fallbacks += scored.filter { !chosen.contains($0.endpoint.address) }.sorted { $0.score > $1.score }.map(\.endpoint.address)
 
             for (scorer, _) in profile.scorers { scorer.picked(primary, context: context) }
-            s.inFlight[primary, default: 0] += 1
-            if let old = s.requests.updateValue(primary, forKey: request.requestID) {
-                s.inFlight[old, default: 1] -= 1
-            }
-            if let key = request.sessionKey { s.sessions.set(key, primary) }
+            // What a fallback must learn if it serves: the prompt's block hashes, not the prompt.
+            var learned = SchedulingContext(
+                request: InferenceRequest(requestID: request.requestID, model: request.model, apiKind: request.apiKind, prompt: .none),
+                inFlight: [:], sessionEndpoint: nil)
+            learned.prefixHashes = context.prefixHashes
+            learned.matchedPrefixBlocks = context.matchedPrefixBlocks
+            s.admit(request.requestID, Routed(endpoint: primary, learned: learned, session: request.sessionKey))
 
             let explanation = DecisionExplanation(
                 profile: profile.name,
@@ -94,15 +105,25 @@ public final class Scheduler: Sendable {
         }
     }
 
+    /// Counts a request another policy routed (the consistent hash for a session known from
+    /// headers alone) in the in-flight ledger, and remembers its session's endpoint.
+    public func requestRouted(requestID: String, to endpoint: EndpointAddress, session: String?) {
+        state.withLock { $0.admit(requestID, Routed(endpoint: endpoint, learned: nil, session: session)) }
+    }
+
+    /// Another endpoint than the one counted serves the request (a retry to a fallback): its
+    /// in-flight count moves there, the prefix index learns the endpoint that holds the
+    /// prompt now, and the session remembers it.
+    public func requestServed(requestID: String, by endpoint: EndpointAddress) {
+        state.withLock { s in s.move(requestID, to: endpoint, scorers: profile.scorers.map(\.scorer)) }
+    }
+
     /// Called once per scheduled request when it ends; `servedBy` is the endpoint that
     /// answered (a fallback after a retry), or nil when none did.
     public func requestFinished(requestID: String, servedBy: EndpointAddress?) {
         state.withLock { s in
-            if let e = s.requests.removeValue(forKey: requestID) {
-                let n = (s.inFlight[e] ?? 1) - 1
-                s.inFlight[e] = n > 0 ? n : nil
-            }
-            _ = servedBy
+            if let servedBy { s.move(requestID, to: servedBy, scorers: profile.scorers.map(\.scorer)) }
+            if let r = s.requests.removeValue(forKey: requestID) { s.release(r.endpoint) }
         }
     }
 
@@ -127,6 +148,29 @@ public final class Scheduler: Sendable {
     public func forget(endpoint: EndpointAddress) {
         for (scorer, _) in profile.scorers { scorer.forget(endpoint) }
         state.withLock { s in s.inFlight[endpoint] = nil }
+    }
+}
+
+extension Scheduler.State {
+    mutating func admit(_ requestID: String, _ routed: Scheduler.Routed) {
+        inFlight[routed.endpoint, default: 0] += 1
+        if let old = requests.updateValue(routed, forKey: requestID) { release(old.endpoint) }
+        if let key = routed.session { sessions.set(key, routed.endpoint) }
+    }
+
+    mutating func release(_ endpoint: EndpointAddress) {
+        let n = (inFlight[endpoint] ?? 1) - 1
+        inFlight[endpoint] = n > 0 ? n : nil
+    }
+
+    mutating func move(_ requestID: String, to endpoint: EndpointAddress, scorers: [any EndpointScorer]) {
+        guard var r = requests[requestID], r.endpoint != endpoint else { return }
+        release(r.endpoint)
+        inFlight[endpoint, default: 0] += 1
+        if let learned = r.learned { for scorer in scorers { scorer.served(endpoint, insteadOf: r.endpoint, context: learned) } }
+        r.endpoint = endpoint
+        requests[requestID] = r
+        if let key = r.session { sessions.set(key, endpoint) }
     }
 }
 

@@ -1,7 +1,7 @@
 import KVRouteCore
 import KVRouteDataLayer
 import Prometheus
-import KVRouteGateway
+import KVRouteRouting
 
 /// The ext_proc picker's metrics: the Endpoint Picker's names (``PickerMetrics``, shared with
 /// the gateway) plus streams and decision latency per request body mode, and what response
@@ -10,12 +10,9 @@ public final class EPPMetrics: Sendable {
     public let picker: PickerMetrics
     let streams: [ExtProcStream.BodyMode: Counter]
     let decisionDuration: [ExtProcStream.BodyMode: ValueHistogram]
-    let cachedTokens: Counter
-
-    static let tokenBuckets: [Double] = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 
     public init(poolName: String) {
-        picker = PickerMetrics(poolName: poolName)
+        picker = PickerMetrics(poolName: poolName, cachedTokensName: "kvroute_epp_cached_prompt_tokens_total")
         let r = picker.registry
         var s: [ExtProcStream.BodyMode: Counter] = [:]
         var d: [ExtProcStream.BodyMode: ValueHistogram] = [:]
@@ -25,7 +22,7 @@ public final class EPPMetrics: Sendable {
         }
         streams = s
         decisionDuration = d
-        cachedTokens = r.makeCounter(name: "kvroute_epp_cached_prompt_tokens_total", labels: [], help: "Prompt tokens engines reported as served from their prefix cache.")
+        _ = picker.cachedTokens
     }
 
     public var registry: PrometheusCollectorRegistry { picker.registry }
@@ -36,23 +33,8 @@ public final class EPPMetrics: Sendable {
 
     func streamOpened(mode: ExtProcStream.BodyMode) { streams[mode]?.increment() }
 
-    func decided(_ d: RoutingDecision, mode: ExtProcStream.BodyMode, seconds: Double) {
-        picker.decided(d)
+    /// The routing answer was written, `seconds` after the message that completed the request.
+    func decided(mode: ExtProcStream.BodyMode, seconds: Double) {
         decisionDuration[mode]?.record(seconds)
-    }
-
-    func request(model: String, endpoint: EndpointAddress?, errorCode: Int?) {
-        picker.request(model: model, endpoint: endpoint, errorCode: errorCode.map(String.init))
-    }
-
-    /// A response finished: its duration from the request headers and, when the body
-    /// reported it, its token usage.
-    func responded(model: String, seconds: Double, usage: ResponseUsage?) {
-        picker.requestDuration(model: model, seconds: seconds)
-        guard let usage else { return }
-        let labels = PickerMetrics.modelLabels(picker.modelLabel(model))
-        picker.registry.makeValueHistogram(name: "inference_objective_input_tokens", labels: labels, buckets: Self.tokenBuckets, help: "Inference objective input sequence length distribution.").record(Double(usage.promptTokens))
-        picker.registry.makeValueHistogram(name: "inference_objective_output_tokens", labels: labels, buckets: Self.tokenBuckets, help: "Inference objective output sequence length distribution.").record(Double(usage.completionTokens))
-        cachedTokens.increment(by: Int64(usage.cachedTokens))
     }
 }

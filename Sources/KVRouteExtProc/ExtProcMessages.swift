@@ -1,6 +1,7 @@
 import Foundation
 import KVRouteCore
 import KVRouteProto
+import KVRouteRouting
 import SwiftProtobuf
 
 typealias ProcessingRequest = Envoy_Service_ExtProc_V3_ProcessingRequest
@@ -39,6 +40,22 @@ enum ExtProcMessages {
         return texts.compactMap(EndpointAddress.init)
     }
 
+    /// The endpoint that served the request, when Envoy reports it on the response side:
+    /// `envoy.lb` metadata `x-gateway-destination-endpoint-served` (the Gateway API Inference
+    /// Extension's name), or the `upstream.address` attribute (ext_proc `response_attributes`).
+    static func servedEndpoint(_ message: ProcessingRequest) -> EndpointAddress? {
+        if let ns = message.metadataContext.filterMetadata["envoy.lb"],
+           case .stringValue(let s)? = ns.fields[servedKey]?.kind, let a = EndpointAddress(s.trimmingCharacters(in: .whitespaces)) {
+            return a
+        }
+        for attributes in message.attributes.values {
+            if case .stringValue(let s)? = attributes.fields["upstream.address"]?.kind, let a = EndpointAddress(s) { return a }
+        }
+        return nil
+    }
+
+    static let servedKey = "x-gateway-destination-endpoint-served"
+
     static func option(_ key: String, _ value: String) -> Envoy_Config_Core_V3_HeaderValueOption {
         var o = Envoy_Config_Core_V3_HeaderValueOption()
         o.header.key = key
@@ -66,31 +83,12 @@ enum ExtProcMessages {
         return outer
     }
 
-    /// The HTTP status an error from the core answers with.
-    static func status(for error: KVRouteError) -> Int {
-        switch error.code {
-        case .invalidRequest, .missingModel: 400
-        case .noCapacity: 429
-        case .noCandidates: 503
-        default: 500
-        }
-    }
-
     /// An OpenAI-style error (`{"error": {"message", "type", "param", "code"}}`) that Envoy
     /// sends to the client instead of forwarding the request.
     static func immediate(status: Int, message: String) -> ProcessingResponse {
         var i = Envoy_Service_ExtProc_V3_ImmediateResponse()
         i.status.code = Envoy_Type_V3_StatusCode(rawValue: status) ?? .internalServerError
-        let type = switch status {
-        case 400: "BadRequestError"
-        case 413: "RequestTooLargeError"
-        case 429: "RateLimitError"
-        case 503: "ServiceUnavailableError"
-        default: "InternalServerError"
-        }
-        let error: [String: Any] = ["error": ["message": message, "type": type, "param": NSNull(), "code": status]]
-        let body = (try? JSONSerialization.data(withJSONObject: error, options: [.sortedKeys])) ?? Data()
-        i.body = String(decoding: body, as: UTF8.self)
+        i.body = String(decoding: OpenAIErrorBody.json(status: status, message: message), as: UTF8.self)
         i.headers.setHeaders = [option("content-type", "application/json")]
         i.details = "kvroute_epp_\(status)"
         var r = ProcessingResponse()

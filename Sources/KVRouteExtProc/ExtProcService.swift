@@ -3,13 +3,15 @@ import GRPCCore
 import HTTPTypes
 import KVRouteCore
 import KVRouteDataLayer
-import KVRouteGateway
 import KVRouteProto
+import KVRouteRouting
 import Logging
 
-/// The Envoy external processor: for each HTTP request, decides the engine with the routing
-/// core and tells Envoy through `x-gateway-destination-endpoint` and `envoy.lb` metadata.
-/// The stream's phases are ``ExtProcStream``; this type only reads, decides and writes.
+/// The Envoy external processor: for each HTTP request, routes with the ``RequestRouter`` and
+/// tells Envoy through `x-gateway-destination-endpoint` and `envoy.lb` metadata. The stream's
+/// phases are ``ExtProcStream``; this type only reads, routes and writes. The stream holds
+/// the request's ``RoutingLease`` until the response ends (or the stream does), and learns
+/// the endpoint that served from the response side when Envoy reports it.
 public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.SimpleServiceProtocol, Sendable {
     public struct Options: Sendable {
         /// Endpoints a decision names: the primary, then fallbacks.
@@ -21,29 +23,16 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         public init() {}
     }
 
-    let pool: EndpointPool
-    /// The KV-cache-aware picker.
-    let picker: RoutingPolicy
-    /// Consistent hash on the session id, for sessions routed from headers alone.
-    let ring: RoutingPolicy
+    let router: RequestRouter
     let metrics: EPPMetrics
     let logger: Logger
     let options: Options
 
-    init(pool: EndpointPool, picker: RoutingPolicy, ring: RoutingPolicy, metrics: EPPMetrics, logger: Logger, options: Options) {
-        self.pool = pool
-        self.picker = picker
-        self.ring = ring
+    init(router: RequestRouter, metrics: EPPMetrics, logger: Logger, options: Options) {
+        self.router = router
         self.metrics = metrics
         self.logger = logger
         self.options = options
-    }
-
-    /// What a stream routed, for the response side and the scheduler's bookkeeping.
-    struct Routed {
-        var request: InferenceRequest
-        var policy: RoutingPolicy
-        var endpoint: EndpointAddress
     }
 
     public func process(
@@ -54,12 +43,14 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         let opened = ContinuousClock.now
         var stream = ExtProcStream()
         var subsetHint: [EndpointAddress]?
-        var routed: Routed?
-        var responded = false
-        defer {
-            if let routed { routed.policy.finished(routed.request, servedBy: routed.endpoint) }
-        }
+        var lease: RoutingLease?
+        // A stream that ends before its response did (Envoy skips the response side, or the
+        // request failed) still ends the lease, on the endpoint it is counted on.
+        defer { if let lease { lease.finished(servedBy: lease.endpoint, outcome: .unobserved) } }
         for try await message in request {
+            if let lease, let served = ExtProcMessages.servedEndpoint(message), lease.endpoints.contains(served) {
+                lease.serving(served)
+            }
             let action: ExtProcStream.Action
             switch message.request {
             case .requestHeaders(let h)?:
@@ -68,7 +59,7 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
                 subsetHint = ExtProcMessages.subsetHint(message.metadataContext)
                 let pairs = ExtProcMessages.headers(h.headers)
                 action = stream.requestHeaders(
-                    pairs, session: Self.session(pairs), endOfStream: h.endOfStream,
+                    pairs, session: SessionKey.normalize(pairs: pairs), endOfStream: h.endOfStream,
                     requestMode: mode, responseMode: ExtProcMessages.bodyMode(message.protocolConfig.responseBodyMode))
             case .requestBody(let b)?:
                 action = stream.requestBody(Array(b.body), endOfStream: b.endOfStream)
@@ -83,20 +74,20 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             case nil:
                 continue
             }
-            let r = try await perform(action, routed: routed, subsetHint: subsetHint, mode: stream.requestMode, response)
-            if let r { routed = r }
-            if stream.responseComplete, !responded, let routed {
-                responded = true
-                metrics.responded(model: routed.request.model, seconds: Self.seconds(since: opened), usage: ResponseUsage.parse(tail: stream.responseTail))
+            if let l = try await perform(action, lease: lease, subsetHint: subsetHint, mode: stream.requestMode, opened: opened, response) {
+                lease = l
+            }
+            if stream.responseComplete, let lease {
+                lease.finished(servedBy: lease.endpoint, outcome: .answered(status: nil), usage: ResponseUsage.parse(tail: stream.responseTail))
             }
         }
     }
 
-    /// Carries out one action; returns the routing when it decided one.
+    /// Carries out one action; returns the lease when it routed the request.
     func perform(
-        _ action: ExtProcStream.Action, routed: Routed?, subsetHint: [EndpointAddress]?, mode: ExtProcStream.BodyMode,
-        _ response: RPCWriter<ProcessingResponse>
-    ) async throws -> Routed? {
+        _ action: ExtProcStream.Action, lease: RoutingLease?, subsetHint: [EndpointAddress]?, mode: ExtProcStream.BodyMode,
+        opened: ContinuousClock.Instant, _ response: RPCWriter<ProcessingResponse>
+    ) async throws -> RoutingLease? {
         var r = ProcessingResponse()
         switch action {
         case .hold:
@@ -109,8 +100,8 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             r.requestTrailers = Envoy_Service_ExtProc_V3_TrailersResponse()
         case .continueResponseHeaders:
             var common = CommonResponse()
-            if let e = routed?.endpoint {
-                common.headerMutation.setHeaders = [ExtProcMessages.option(Self.sessionTokenHeader, SessionAffinityScorer.token(for: e))]
+            if let lease {
+                common.headerMutation.setHeaders = [ExtProcMessages.option(SessionKey.tokenHeader, lease.sessionToken)]
             }
             r.responseHeaders.response = common
         case .continueResponseBody(let echo, let endOfStream):
@@ -125,12 +116,12 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         case .continueResponseTrailers:
             r.responseTrailers = Envoy_Service_ExtProc_V3_TrailersResponse()
         case .reject(let status, let message):
-            metrics.request(model: "", endpoint: nil, errorCode: status)
+            router.refused(model: "", status: status)
             r = ExtProcMessages.immediate(status: status, message: message)
         case .protocolError(let why):
             throw RPCError(code: .failedPrecondition, message: why)
         case .decide(let info, let body, let phase):
-            return try await decide(info, body: body, phase: phase, subsetHint: subsetHint, mode: mode, response)
+            return try await decide(info, body: body, phase: phase, subsetHint: subsetHint, mode: mode, opened: opened, response)
         }
         try await response.write(r)
         return nil
@@ -138,34 +129,28 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
 
     func decide(
         _ info: ExtProcStream.RequestInfo, body: [UInt8], phase: ExtProcStream.Phase, subsetHint: [EndpointAddress]?,
-        mode: ExtProcStream.BodyMode, _ response: RPCWriter<ProcessingResponse>
-    ) async throws -> Routed? {
+        mode: ExtProcStream.BodyMode, opened: ContinuousClock.Instant, _ response: RPCWriter<ProcessingResponse>
+    ) async throws -> RoutingLease? {
         let started = ContinuousClock.now
-        let request: InferenceRequest
-        let policy: RoutingPolicy
-        let decision: RoutingDecision
+        let lease: RoutingLease
         do {
-            request = try Self.inferenceRequest(info, body: body, phase: phase, subsetHint: subsetHint)
-            // From headers alone, a session goes where the consistent hash puts it: the same
-            // engine for every request of the session, across picker restarts. A session
-            // token, or a body to read, hands the choice to the picker.
-            let byRing = phase == .headers && request.sessionKey != nil && request.headers[Self.sessionTokenHeader] == nil
-            policy = byRing ? ring : picker
-            var snapshots = pool.snapshots()
-            if byRing, let hint = request.subsetHint {
-                let allowed = Set(hint)
-                snapshots = snapshots.filter { allowed.contains($0.address) }
-                guard !snapshots.isEmpty else { throw KVRouteError(code: .noCandidates, message: "no known endpoint matches the subset hint") }
+            let request: InferenceRequest
+            do {
+                request = try Self.inferenceRequest(info, body: body, phase: phase, subsetHint: subsetHint)
+            } catch let e as KVRouteError {
+                router.refused(model: "", status: OpenAIErrorBody.status(for: e))
+                throw e
             }
-            decision = try policy.decide(request, snapshots: snapshots, maxAttempts: options.maxAttempts)
-            guard !decision.endpoints.isEmpty else { throw KVRouteError(code: .noCandidates, message: "no endpoint can take the request") }
+            // From headers alone a session goes where the consistent hash puts it (the router's rule).
+            lease = try router.route(request, headersOnly: phase == .headers, started: opened)
         } catch let e as KVRouteError {
-            let status = ExtProcMessages.status(for: e)
-            metrics.request(model: "", endpoint: nil, errorCode: status)
+            let status = OpenAIErrorBody.status(for: e)
             logger.debug("rejected", metadata: ["status": "\(status)", "error": "\(e)", "path": "\(info.path)"])
             try await response.write(ExtProcMessages.immediate(status: status, message: e.message))
             return nil
         }
+        let decision = lease.decision
+        let request = lease.request
         let primary = decision.endpoints[0]
         let all = decision.endpoints.map(\.description).joined(separator: ",")
         let header = options.fallbacksInHeader ? all : primary.description
@@ -195,15 +180,14 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
                 try await response.write(t)
             }
         }
-        metrics.decided(decision, mode: mode, seconds: Self.seconds(since: started))
-        metrics.request(model: request.model, endpoint: primary, errorCode: nil)
+        metrics.decided(mode: mode, seconds: Self.seconds(since: started))
         logger.debug("picked", metadata: [
             "request.id": "\(request.requestID)", "session": "\(request.sessionKey ?? "-")", "endpoint": "\(primary)",
-            "policy": "\(policy.mode.rawValue)", "mode": "\(mode)",
+            "policy": "\(decision.mode.rawValue)", "mode": "\(mode)",
             "matched_prefix_blocks": "\(decision.result?.explanation.matchedPrefixBlocks ?? 0)",
             "decision_us": "\(Int(decision.decisionSeconds * 1e6))",
         ])
-        return Routed(request: request, policy: policy, endpoint: primary)
+        return lease
     }
 
     /// The request the core decides on: the body parsed once when there is one.
@@ -224,25 +208,8 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             prompt: prompt, sessionKey: info.sessionKey, headers: pluginHeaders, subsetHint: subsetHint)
     }
 
-    /// The seed's session normalization (the gateway's): `x-session-id`, else the
-    /// `session-id` header or cookie.
-    static func session(_ pairs: [(String, String)]) -> String? {
-        var fields = HTTPFields()
-        for (k, v) in pairs {
-            switch k.lowercased() {
-            case "x-session-id", "session-id", "cookie":
-                if let name = HTTPField.Name(k) { fields.append(HTTPField(name: name, value: v)) }
-            default: continue
-            }
-        }
-        return SessionKey.normalize(fields)
-    }
-
-    /// The session token a response carries (base64 of the engine's `ip:port`) and the
-    /// next request sends back; session-affinity-scorer reads it.
-    static let sessionTokenHeader = "x-session-token"
     /// The request headers plugins read.
-    static let pluginHeaders = [sessionTokenHeader, "cookie"]
+    static let pluginHeaders = [SessionKey.tokenHeader, "cookie"]
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock.now - start

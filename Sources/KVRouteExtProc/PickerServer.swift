@@ -4,7 +4,7 @@ import GRPCNIOTransportHTTP2
 import Hummingbird
 import KVRouteCore
 import KVRouteDataLayer
-import KVRouteGateway
+import KVRouteRouting
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -50,19 +50,15 @@ public final class PickerServer: Sendable {
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let picker = try RoutingPolicy(mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed)
-        tracker = try EndpointTracker(
+        let (router, tracker) = try RequestRouter.tracking(
             endpoints: configuration.endpoints,
             intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
-            logger: logger
-        ) { left in
-            for endpoint in left { picker.scheduler?.forget(endpoint: endpoint) }
-        }
-        service = ExtProcService(
-            pool: tracker.pool,
-            picker: picker,
-            ring: try RoutingPolicy(mode: .consistentHash, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed),
-            metrics: metrics, logger: logger, options: configuration.options)
+            configuration: .init(
+                mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed,
+                maxAttempts: configuration.options.maxAttempts),
+            metrics: metrics.picker, logger: logger)
+        self.tracker = tracker
+        service = ExtProcService(router: router, metrics: metrics, logger: logger, options: configuration.options)
         (ready, readyContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -102,7 +98,7 @@ public final class PickerServer: Sendable {
         refreshPoolMetrics()
     }
 
-    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: service.picker.scheduler) }
+    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: service.router.scheduler) }
 
     func security() throws -> HTTP2ServerTransport.Posix.TransportSecurity {
         guard let cert = configuration.certificatePath, let key = configuration.keyPath else { return .plaintext }

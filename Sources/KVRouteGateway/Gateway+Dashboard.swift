@@ -21,13 +21,13 @@ extension Gateway {
                 "kv_usage": metrics?.kvCacheUsage ?? NSNull(),
                 "waiting": metrics?.waiting ?? NSNull(),
                 "running": metrics?.running ?? NSNull(),
-                "in_flight": policy.scheduler?.inFlight(m.address) ?? 0,
+                "in_flight": router.scheduler?.inFlight(m.address) ?? 0,
                 "routed_total": summary.routedTotal[m.address] ?? 0,
                 "routed_series": summary.series.map { $0[m.address] ?? 0 },
             ]
         }
         return [
-            "mode": policy.mode.rawValue,
+            "mode": router.policy.mode.rawValue,
             "engines": engines,
             "stickiness": summary.stickiness ?? NSNull(),
             "sessions": summary.sessionsSeen,

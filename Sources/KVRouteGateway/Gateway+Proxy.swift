@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import KVRouteCore
 import KVRouteDataLayer
+import KVRouteRouting
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -20,7 +21,9 @@ extension Gateway {
     /// answers are read whole first, so a cut-off or silent engine becomes a clean 502/504;
     /// streams pass through chunk by chunk and end with an error event when the engine
     /// fails, goes silent for `upstreamIdleTimeout` or runs past `upstreamTimeout`. Every
-    /// request gets exactly one answer, and the routing bookkeeping ends exactly once.
+    /// request gets exactly one answer, and its ``RoutingLease`` ends exactly once, naming the
+    /// endpoint that served it (a fallback's answer moves the in-flight count and the prefix
+    /// index there). Answers carry `x-session-token` naming that endpoint.
     func complete(_ req: Request, _ ctx: BasicRequestContext, kind: APIKind) async throws -> Response {
         let started = ContinuousClock.now
         let timeout = configuration.upstreamTimeout
@@ -43,40 +46,34 @@ extension Gateway {
         do {
             parsed = try OpenAIRequestParser.parse(body: Array(body.readableBytesView), apiKind: kind)
         } catch let e as KVRouteError {
-            metrics.requestCompleted(model: "", endpoint: nil, seconds: 0, errorCode: "400")
-            throw GatewayError(.badRequest, e.message)
+            let status = OpenAIErrorBody.status(for: e)
+            router.refused(model: "", status: status)
+            throw GatewayError(HTTPResponse.Status(code: status), e.message)
         }
         let session = SessionKey.normalize(req.headers)
         var pluginHeaders: [String: String] = [:]
-        for f in req.headers where f.name.canonicalName == "x-session-token" { pluginHeaders["x-session-token"] = f.value }
-        // The routing core keys its bookkeeping by request id: a client-chosen id could
-        // collide with another request's, so the core gets one of its own.
+        for f in req.headers where f.name.canonicalName == SessionKey.tokenHeader { pluginHeaders[SessionKey.tokenHeader] = f.value }
         let inference = InferenceRequest(
-            requestID: clientRequestID == nil ? requestID : UUID().uuidString.lowercased(), model: parsed.model, apiKind: kind,
-            prompt: parsed.prompt, sessionKey: session, headers: pluginHeaders, subsetHint: nil)
+            requestID: requestID, model: parsed.model, apiKind: kind, prompt: parsed.prompt, sessionKey: session, headers: pluginHeaders)
 
-        let decision: RoutingDecision
+        let lease: RoutingLease
         do {
-            decision = try policy.decide(inference, snapshots: pool.snapshots(), maxAttempts: configuration.maxAttempts)
+            lease = try router.route(inference, started: started)
         } catch let e as KVRouteError {
-            metrics.requestCompleted(model: parsed.model, endpoint: nil, seconds: Self.seconds(since: started), errorCode: "503")
             logger.warning("no endpoint can take the request", metadata: ["request.id": "\(requestID)", "error": "\(e.message)"])
-            throw GatewayError(.serviceUnavailable, "no endpoint can take the request")
+            throw GatewayError(HTTPResponse.Status(code: OpenAIErrorBody.status(for: e)), "no endpoint can take the request")
         }
-        let completion = RoutingCompletion(policy: policy, request: inference)
-        metrics.decided(decision)
         let explain = explanationAllowed(req.headers)
-        let context = ProxyContext(
-            requestID: requestID, inference: inference, decision: decision, explain: explain, started: started,
-            deadline: deadline, completion: completion)
+        let context = ProxyContext(requestID: requestID, lease: lease, explain: explain, deadline: deadline)
 
         var failures: [String] = []
-        for (attempt, endpoint) in decision.endpoints.enumerated() {
+        let endpoints = lease.endpoints
+        for (attempt, endpoint) in endpoints.enumerated() {
             guard let member = pool.member(endpoint) else {
                 failures.append("\(endpoint): left the pool")
                 continue
             }
-            let isLast = attempt == decision.endpoints.count - 1
+            let isLast = attempt == endpoints.count - 1
             var upstream = HTTPClientRequest(url: member.baseURL + req.uri.path)
             upstream.method = .POST
             upstream.headers = forwardHeaders(req.headers, session: session, requestID: requestID)
@@ -94,8 +91,7 @@ extension Gateway {
                 }
                 // The engine may have the request: sending it again could run it twice.
                 let timedOut = ContinuousClock.now >= deadline
-                completion.finish(servedBy: nil)
-                metrics.requestCompleted(model: parsed.model, endpoint: endpoint, seconds: Self.seconds(since: started), errorCode: timedOut ? "504" : "502")
+                lease.finished(servedBy: nil, outcome: .failed(code: timedOut ? 504 : 502))
                 logger.error("engine failed before answering", metadata: [
                     "request.id": "\(requestID)", "endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(failures.joined(separator: "; "))"])
                 throw timedOut
@@ -111,10 +107,11 @@ extension Gateway {
                     "request.id": "\(requestID)", "endpoint": "\(endpoint)", "status": "\(code)"])
                 continue
             }
+            // A fallback answers: the request is counted there from now on.
+            lease.serving(endpoint)
             return try await answer(response, from: endpoint, attempt: attempt, context)
         }
-        completion.finish(servedBy: nil)
-        metrics.requestCompleted(model: parsed.model, endpoint: nil, seconds: Self.seconds(since: started), errorCode: "502")
+        lease.finished(servedBy: nil, outcome: .failed(code: 502))
         logger.error("no endpoint could serve the request", metadata: [
             "request.id": "\(requestID)", "failures": "\(failures.joined(separator: "; "))"])
         throw GatewayError(.badGateway, "no endpoint could serve the request")
@@ -123,12 +120,11 @@ extension Gateway {
     /// What one proxied request carries from the decision to its answer.
     struct ProxyContext: Sendable {
         var requestID: String
-        var inference: InferenceRequest
-        var decision: RoutingDecision
+        var lease: RoutingLease
         var explain: Bool
-        var started: ContinuousClock.Instant
         var deadline: ContinuousClock.Instant
-        var completion: RoutingCompletion
+        var inference: InferenceRequest { lease.request }
+        var decision: RoutingDecision { lease.decision }
     }
 
     /// Errors of a request that never left the gateway: another engine may take it.
@@ -151,52 +147,62 @@ extension Gateway {
             if let n = HTTPField.Name(h.name) { headers.append(HTTPField(name: n, value: h.value)) }
         }
         headers[Self.upstreamHostHeader] = endpoint.description
+        headers[Self.sessionTokenHeader] = c.lease.sessionToken
         if c.explain { headers[Self.decisionHeader] = decisionHeaderValue(c.decision) }
         let status = HTTPResponse.Status(code: Int(response.status.code))
         let idle = configuration.upstreamIdleTimeout
 
         guard isSSE else {
             let (body, outcome) = await UpstreamBody.collect(response.body, limit: configuration.maxResponseBytes, idle: idle, deadline: c.deadline)
-            c.completion.finish(servedBy: endpoint)
             switch outcome {
             case .complete:
-                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: status.code >= 400 ? String(status.code) : nil)
+                let usage = ResponseUsage.parse(tail: Array(body.readableBytesView.suffix(ResponseUsage.tailBytes)))
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: usage)
                 return Response(status: status, headers: headers, body: .init(byteBuffer: body))
             case .upstreamFailed(let error):
                 let timedOut = error is UpstreamBody.Timeout
-                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: timedOut ? "504" : "502", error: error)
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .failed(code: timedOut ? 504 : 502), error: error)
                 throw timedOut
                     ? GatewayError(.gatewayTimeout, "the engine stopped answering")
                     : GatewayError(.badGateway, "the engine's answer was cut short")
             case .consumerFailed(let error):
-                finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "502", error: error)
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .failed(code: 502), error: error)
                 throw GatewayError(.badGateway, "the engine's answer exceeds the gateway's limit of \(configuration.maxResponseBytes) bytes")
             }
         }
         return Response(status: status, headers: headers, body: ResponseBody { writer in
-            let outcome = await UpstreamBody.pump(response.body, idle: idle, deadline: c.deadline) { try await writer.write($0) }
-            c.completion.finish(servedBy: endpoint)
+            var tail: [UInt8] = []
+            let outcome = await UpstreamBody.pump(response.body, idle: idle, deadline: c.deadline) { chunk in
+                ResponseUsage.keepTail(&tail, chunk.readableBytesView)
+                try await writer.write(chunk)
+            }
             switch outcome {
             case .complete:
-                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: status.code >= 400 ? String(status.code) : nil)
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: ResponseUsage.parse(tail: tail))
             case .upstreamFailed(let error):
                 let reason = error is UpstreamBody.Timeout ? "\(error)" : "the connection to the engine was lost"
                 let e = GatewayError(.badGateway, "the engine failed mid-stream: \(reason)")
                 try? await writer.write(e.sseEvent)
                 try? await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "502", error: error)
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .failed(code: 502), error: error)
             case .consumerFailed(let error):
-                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, errorCode: "499", error: error)
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .failed(code: 499), error: error)
             }
             try await writer.finish(nil)
         })
     }
 
-    /// Metrics, dashboard and the log line of a request an engine answered.
-    private func finished(_ c: ProxyContext, endpoint: EndpointAddress, attempt: Int, status: HTTPResponse.Status, errorCode: String?, error: (any Error)? = nil) {
-        if errorCode == nil { dashboard.recordRouted(endpoint, session: c.inference.sessionKey, decisionSeconds: c.decision.decisionSeconds) }
-        let seconds = Self.seconds(since: c.started)
-        metrics.requestCompleted(model: c.inference.model, endpoint: endpoint, seconds: seconds, errorCode: errorCode)
+    /// Ends the lease (bookkeeping and metrics), then the dashboard and the log line of a
+    /// request an engine answered.
+    private func finished(
+        _ c: ProxyContext, endpoint: EndpointAddress, attempt: Int, status: HTTPResponse.Status, outcome: RoutingOutcome,
+        usage: ResponseUsage? = nil, error: (any Error)? = nil
+    ) {
+        c.lease.finished(servedBy: endpoint, outcome: outcome, usage: usage)
+        if outcome == .answered(status: status.code), status.code < 400 {
+            dashboard.recordRouted(endpoint, session: c.inference.sessionKey, decisionSeconds: c.decision.decisionSeconds)
+        }
+        let seconds = Self.seconds(since: c.lease.started)
         var metadata: Logger.Metadata = [
             "request.id": "\(c.requestID)", "session": "\(c.inference.sessionKey ?? "-")", "endpoint": "\(endpoint)",
             "mode": "\(c.decision.mode.rawValue)", "matched_prefix_blocks": "\(c.decision.result?.explanation.matchedPrefixBlocks ?? 0)",
@@ -265,27 +271,6 @@ extension Gateway {
         let d = ContinuousClock.now - start
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
-}
-
-/// Ends a request's routing bookkeeping (the core's in-flight count) exactly once: when the
-/// answer ends, or when the answer is dropped unsent (the client left before its head was
-/// written) — whichever comes first.
-final class RoutingCompletion: Sendable {
-    let policy: RoutingPolicy
-    let request: InferenceRequest
-    private let done = Atomic<Bool>(false)
-
-    init(policy: RoutingPolicy, request: InferenceRequest) {
-        self.policy = policy
-        self.request = request
-    }
-
-    func finish(servedBy: EndpointAddress?) {
-        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        policy.finished(request, servedBy: servedBy)
-    }
-
-    deinit { finish(servedBy: nil) }
 }
 
 /// The operator's secret, compared in time that depends only on the secret's length.

@@ -4,18 +4,19 @@ import HTTPTypes
 import Hummingbird
 import KVRouteCore
 import KVRouteDataLayer
+import KVRouteRouting
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The OpenAI-compatible gateway: the decision core behind Hummingbird, proxying to engines
-/// with AsyncHTTPClient. Its long-running parts (discovery, metrics scraping, health probing,
+/// The OpenAI-compatible gateway: OpenAI HTTP translated onto a ``RequestRouter``, proxying to
+/// engines with AsyncHTTPClient. Its long-running parts (discovery, metrics scraping, health probing,
 /// the HTTP server, the client) are Services for one ServiceGroup.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     public let tracker: EndpointTracker
-    public let policy: RoutingPolicy
+    public let router: RequestRouter
     public let metrics: GatewayMetrics
     public let dashboard = DashboardState()
     let logger: Logger
@@ -28,21 +29,21 @@ public final class Gateway: Sendable {
     public static let explainRequestHeader = HTTPField.Name("x-kvroute-explain")!
     public static let decisionHeader = HTTPField.Name("x-kvroute-decision")!
     static let requestIDHeader = HTTPField.Name("x-request-id")!
+    /// Names the engine that served an answer; the client's next request may send it back.
+    public static let sessionTokenHeader = HTTPField.Name(SessionKey.tokenHeader)!
 
     public init(configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        policy = try RoutingPolicy(mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize, seed: configuration.seed)
         metrics = GatewayMetrics(poolName: "kvroute")
-        let scheduler = policy.scheduler
-        tracker = try EndpointTracker(
+        (router, tracker) = try RequestRouter.tracking(
             endpoints: configuration.endpoints,
             intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
             proxy: .init(connectionsPerEndpoint: configuration.upstreamConnectionsPerEndpoint, connectTimeout: configuration.upstreamConnectTimeout),
-            logger: logger
-        ) { left in
-            for endpoint in left { scheduler?.forget(endpoint: endpoint) }
-        }
+            configuration: .init(
+                mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize,
+                seed: configuration.seed, maxAttempts: configuration.maxAttempts),
+            metrics: metrics.picker, logger: logger)
         (listening, listeningContinuation) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -105,5 +106,5 @@ public final class Gateway: Sendable {
         return router
     }
 
-    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: policy.scheduler) }
+    func refreshPoolMetrics() { metrics.refresh(from: tracker, scheduler: router.scheduler) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KVRouteRouting
 import NIOCore
 
 /// An error answered as OpenAI error JSON (`{"error": {"message", "type", "param", "code"}}`).
@@ -17,25 +18,9 @@ public struct GatewayError: Error, Sendable, HTTPResponseError, CustomStringConv
 
     public var description: String { "\(status.code): \(message)" }
 
-    static func typeName(_ s: HTTPResponse.Status) -> String {
-        switch s.code {
-        case 400: "BadRequestError"
-        case 404: "NotFoundError"
-        case 408: "RequestTimeoutError"
-        case 413: "RequestEntityTooLargeError"
-        case 415: "UnsupportedMediaTypeError"
-        case 429: "RateLimitError"
-        case 502: "BadGatewayError"
-        case 503: "ServiceUnavailableError"
-        case 504: "GatewayTimeoutError"
-        default: s.code >= 500 ? "InternalServerError" : "Error"
-        }
-    }
+    static func typeName(_ s: HTTPResponse.Status) -> String { OpenAIErrorBody.typeName(status: s.code) }
 
-    public var body: [UInt8] {
-        let obj: [String: Any] = ["error": ["message": message, "type": type, "param": NSNull(), "code": status.code] as [String: Any]]
-        return [UInt8]((try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data())
-    }
+    public var body: [UInt8] { OpenAIErrorBody.json(status: status.code, message: message, type: type) }
 
     /// The same error as one SSE event, for failures after a stream started.
     public var sseEvent: ByteBuffer { ByteBuffer(string: "data: " + String(decoding: body, as: UTF8.self) + "\n\n") }

@@ -1,9 +1,10 @@
 import KVRouteCore
 import KVRouteDataLayer
+import KVRouteRouting
 import Prometheus
 
-/// The gateway's metrics: the Endpoint Picker's names (``PickerMetrics``) plus upstream
-/// retries.
+/// The gateway's metrics: the Endpoint Picker's names (``PickerMetrics``, which its
+/// ``RequestRouter`` records into) plus upstream retries.
 public final class GatewayMetrics: Sendable {
     public let picker: PickerMetrics
     let retries: Counter
@@ -18,11 +19,4 @@ public final class GatewayMetrics: Sendable {
     public func updatePool(ready: Int, scheduler: Scheduler?) { picker.updatePool(ready: ready, scheduler: scheduler) }
     public func render() -> [UInt8] { picker.render() }
     public func refresh(from tracker: EndpointTracker, scheduler: Scheduler?) { picker.refresh(from: tracker, scheduler: scheduler) }
-
-    public func decided(_ d: RoutingDecision) { picker.decided(d) }
-
-    public func requestCompleted(model: String, endpoint: EndpointAddress?, seconds: Double, errorCode: String?) {
-        picker.request(model: model, endpoint: endpoint, errorCode: errorCode)
-        picker.requestDuration(model: model, seconds: seconds)
-    }
 }

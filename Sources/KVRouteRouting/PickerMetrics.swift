@@ -18,6 +18,8 @@ public final class PickerMetrics: Sendable {
     let indexerHitRatio: Gauge
     let inFlight: Gauge
     let samplesRejected: [EngineSampleRejection: Counter]
+    /// The counter of prompt tokens engines report served from their prefix cache.
+    let cachedTokensName: String
     private let knownModels = Mutex<Set<String>>([])
     /// Rejections already added to ``samplesRejected``, from the scraper's running totals.
     private let rejectionsCounted = Mutex<[EngineSampleRejection: Int]>([:])
@@ -28,9 +30,11 @@ public final class PickerMetrics: Sendable {
     package static let otherModel = "other"
 
     package static let latencyBuckets: [Double] = [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1]
+    static let tokenBuckets: [Double] = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
     static let requestBuckets: [Double] = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600]
 
-    public init(poolName: String) {
+    public init(poolName: String, cachedTokensName: String = "kvroute_cached_prompt_tokens_total") {
+        self.cachedTokensName = cachedTokensName
         let r = registry
         schedulerDuration = r.makeValueHistogram(name: "inference_extension_scheduler_e2e_duration_seconds", labels: [], buckets: Self.latencyBuckets, help: "End-to-end scheduling latency distribution in seconds.")
         readyPods = r.makeGauge(name: "inference_pool_ready_pods", labels: [("name", poolName)], help: "The number of ready pods in the inference server pool.")
@@ -97,6 +101,20 @@ public final class PickerMetrics: Sendable {
     /// A response's duration, by model.
     package func requestDuration(model: String, seconds: Double) {
         registry.makeValueHistogram(name: "inference_objective_request_duration_seconds", labels: Self.modelLabels(modelLabel(model)), buckets: Self.requestBuckets, help: "Inference objective response latency distribution in seconds.").record(seconds)
+    }
+
+    /// What a response reported: its token counts by model, and the prompt tokens engines
+    /// served from their prefix cache.
+    package func usage(model: String, _ usage: ResponseUsage) {
+        let labels = Self.modelLabels(modelLabel(model))
+        registry.makeValueHistogram(name: "inference_objective_input_tokens", labels: labels, buckets: Self.tokenBuckets, help: "Inference objective input sequence length distribution.").record(Double(usage.promptTokens))
+        registry.makeValueHistogram(name: "inference_objective_output_tokens", labels: labels, buckets: Self.tokenBuckets, help: "Inference objective output sequence length distribution.").record(Double(usage.completionTokens))
+        cachedTokens.increment(by: Int64(usage.cachedTokens))
+    }
+
+    /// Prompt tokens engines reported as served from their prefix cache.
+    package var cachedTokens: Counter {
+        registry.makeCounter(name: cachedTokensName, labels: [], help: "Prompt tokens engines reported as served from their prefix cache.")
     }
 
     package static func modelLabels(_ m: String) -> [(String, String)] { [("model_name", m), ("target_model_name", m)] }

@@ -14,6 +14,15 @@ public struct ResponseUsage: Sendable, Equatable {
         self.cachedTokens = cachedTokens
     }
 
+    /// How much of a body's end is kept to find `usage`.
+    public static let tailBytes = 64 << 10
+
+    /// Appends a chunk to a body's kept tail, keeping at most ``tailBytes``.
+    public static func keepTail(_ tail: inout [UInt8], _ chunk: some Collection<UInt8>) {
+        tail.append(contentsOf: chunk.suffix(tailBytes))
+        if tail.count > tailBytes { tail.removeFirst(tail.count - tailBytes) }
+    }
+
     /// How many `"usage": {` candidates, from the end, are read before giving up: each one
     /// is scanned to its closing brace, so a body of unclosed ones must not cost a scan each.
     static let maxCandidates = 8

@@ -20,6 +20,23 @@ public enum SessionKey {
         }
         return nil
     }
+
+    /// The same from header pairs (Envoy's ext_proc header map); other headers are ignored.
+    public static func normalize(pairs: [(String, String)]) -> String? {
+        var fields = HTTPFields()
+        for (k, v) in pairs {
+            switch k.lowercased() {
+            case "x-session-id", "session-id", "cookie":
+                if let name = HTTPField.Name(k) { fields.append(HTTPField(name: name, value: v)) }
+            default: continue
+            }
+        }
+        return normalize(fields)
+    }
+
+    /// The header a response carries naming its engine (base64 of `ip:port`), which the next
+    /// request sends back for session-affinity-scorer.
+    public static let tokenHeader = "x-session-token"
 }
 
 extension Substring {

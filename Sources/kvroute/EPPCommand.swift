@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVRouteCore
+import KVRouteRouting
 import KVRouteExtProc
 import Logging
 import ServiceLifecycle

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVRouteCore
+import KVRouteRouting
 import KVRouteGateway
 import Logging
 import ServiceLifecycle
@@ -87,7 +88,7 @@ struct GatewayCommand: AsyncParsableCommand {
             let servers = ServerGroup(gateway.services, logger: logger)
             guard let bound = try await servers.untilListening({ await gateway.waitUntilListening() }) else { return }
             logger.info("gateway listening", metadata: [
-                "url": "http://\(host):\(bound)", "mode": "\(gateway.policy.mode.rawValue)",
+                "url": "http://\(host):\(bound)", "mode": "\(gateway.router.policy.mode.rawValue)",
                 "endpoints": "\(gateway.pool.members.map(\.address.description))", "healthy": "\(gateway.pool.healthyCount)",
             ])
             try await servers.wait()

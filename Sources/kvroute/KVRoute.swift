@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVRouteGateway
+import KVRouteRouting
 import KVRouteSimServer
 import Logging
 

@@ -1,6 +1,7 @@
 import Foundation
 import KVRouteCore
 import KVRouteProto
+import KVRouteRouting
 import KVRouteTestSupport
 import SwiftProtobuf
 import Testing
@@ -28,7 +29,7 @@ struct FuzzExtProcTests {
                 hint = ExtProcMessages.subsetHint(message.metadataContext)
                 let pairs = ExtProcMessages.headers(h.headers)
                 action = stream.requestHeaders(
-                    pairs, session: ExtProcService.session(pairs), endOfStream: h.endOfStream,
+                    pairs, session: SessionKey.normalize(pairs: pairs), endOfStream: h.endOfStream,
                     requestMode: mode, responseMode: ExtProcMessages.bodyMode(message.protocolConfig.responseBodyMode))
             case .requestBody(let b)?: action = stream.requestBody(Array(b.body), endOfStream: b.endOfStream)
             case .requestTrailers?: action = stream.requestTrailers()

@@ -1,4 +1,5 @@
 import KVRouteExtProc
+import KVRouteRouting
 import Testing
 
 @Suite("usage read from response bodies")

@@ -275,7 +275,7 @@ struct GatewayProxyHardeningTests {
     func inFlightAfterDisconnect(phase: String) async throws {
         let engine = try await FakeEngine(phase == "mid-stream" ? .trickle(every: .milliseconds(50)) : .ok(delay: .milliseconds(400)))
         try await withTestGateway(fakeConfiguration([engine], mode: .picker)) { gateway, gw in
-            let scheduler = try #require(gateway.policy.scheduler)
+            let scheduler = try #require(gateway.router.scheduler)
             let endpoint = try #require(gateway.pool.members.first?.address)
             let port = Int(gw.split(separator: ":").last!)!
             for _ in 0..<5 {

@@ -50,6 +50,17 @@ public final class PrefixCacheScorer: EndpointScorer {
         index.withLock { $0.insert(hashes, endpoint: endpoint) }
     }
 
+    /// The blocks the pick added to `picked` (those past the leading run it already held)
+    /// leave it; the endpoint that served holds the whole prompt now.
+    public func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext) {
+        guard let hashes = context.prefixHashes[cacheKey] else { return }
+        let held = min(hashes.count, context.matchedPrefixBlocks[picked] ?? 0)
+        index.withLock { i in
+            i.remove(hashes[held...], endpoint: picked)
+            i.insert(hashes, endpoint: endpoint)
+        }
+    }
+
     public func forget(_ endpoint: EndpointAddress) {
         index.withLock { $0.forget(endpoint) }
     }

@@ -60,6 +60,13 @@ struct PrefixIndex: Sendable {
         lru[e] = set
     }
 
+    /// Records that `endpoint` does not hold these blocks after all.
+    mutating func remove(_ hashes: ArraySlice<UInt64>, endpoint: EndpointAddress) {
+        guard let e = ids[endpoint], var set = lru.removeValue(forKey: e) else { return }
+        for h in hashes where set.remove(h) { drop(h, from: e) }
+        lru[e] = set
+    }
+
     mutating func forget(_ endpoint: EndpointAddress) {
         guard let e = ids[endpoint], let set = lru.removeValue(forKey: e) else { return }
         for h in set.members { drop(h, from: e) }
@@ -93,6 +100,11 @@ struct LRUSet: Sendable {
         log.append((h, clock))
         if log.count - head > 2 * max(stamps.count, 64) { compact() }
         return isNew
+    }
+
+    /// Removes `h`; true when it was a member (its order-log entry goes stale).
+    mutating func remove(_ h: UInt64) -> Bool {
+        stamps.removeValue(forKey: h) != nil
     }
 
     mutating func evictOldest() -> UInt64? {
