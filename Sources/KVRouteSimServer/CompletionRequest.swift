@@ -17,6 +17,8 @@ struct CompletionRequest: Sendable {
     var maxTokens: Int?
     var stream: Bool
     var includeUsage: Bool
+    /// `cache_salt`: keys the first block's hash, so prefixes are shared only within a salt.
+    var cacheSalt: String? = nil
 
     /// Parses and checks a body; every problem is an ``OpenAIError`` naming the field.
     static func parse(_ body: Data, kind: Kind) throws(OpenAIError) -> CompletionRequest {
@@ -82,7 +84,16 @@ struct CompletionRequest: Sendable {
         let stream = (json["stream"] as? Bool) ?? false
         let options = json["stream_options"] as? [String: Any]
         let includeUsage = (options?["include_usage"] as? Bool) ?? false
-        return CompletionRequest(kind: kind, model: model, prompt: prompt, maxTokens: maxTokens, stream: stream, includeUsage: includeUsage)
+        var cacheSalt: String?
+        if let v = json["cache_salt"], !(v is NSNull) {
+            // vLLM: "Parameter 'cache_salt' must be a non-empty string if provided."
+            guard let salt = v as? String, !salt.isEmpty else {
+                throw .badRequest("Parameter 'cache_salt' must be a non-empty string if provided.", param: "cache_salt")
+            }
+            cacheSalt = salt
+        }
+        return CompletionRequest(
+            kind: kind, model: model, prompt: prompt, maxTokens: maxTokens, stream: stream, includeUsage: includeUsage, cacheSalt: cacheSalt)
     }
 
     /// Message content: a string, or a list of `{"type": "text", "text": …}` parts.

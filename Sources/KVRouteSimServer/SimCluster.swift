@@ -1,5 +1,6 @@
 import Foundation
 import KVRouteEngineSim
+import KVRouteKVEvents
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -34,11 +35,13 @@ public final class SimCluster: Sendable {
     /// - Parameters:
     ///   - engines: how many engines.
     ///   - basePort: port of the first engine; engine i listens on basePort + i (0 = any free port).
-    ///   - configure: the engine configuration for engine i (seed and hash seed per engine).
+    ///   - engine: the engine configuration (engine i's seed is the seed + i).
+    ///   - kvEvents: vLLM's `--kv-events-config`; engine i publishes on its own port(s)
+    ///     (see ``KVEventsConfig``).
     public init(
         engines: Int, host: String = "127.0.0.1", basePort: Int, engine: EngineConfiguration,
         timeScale: Double = 1, server: SimEngineServer.Configuration = .init(podName: "sim"),
-        podNamePrefix: String = "sim", logger: Logger
+        podNamePrefix: String = "sim", kvEvents: KVEventsConfig? = nil, logger: Logger
     ) throws(EngineError) {
         var servers: [SimEngineServer] = []
         var services: [any Service] = []
@@ -47,10 +50,22 @@ public final class SimCluster: Sendable {
         for i in 0..<engines {
             var config = engine
             config.seed = engine.seed &+ UInt64(i)
-            let runner = try EngineRunner(configuration: config, engineIndex: 0, timeScale: timeScale)
             var sc = server
             sc.podName = engines == 1 && podNamePrefix != "sim" ? podNamePrefix : "\(podNamePrefix)-\(i)"
-            let s = SimEngineServer(runner: runner, configuration: sc)
+            var publisher: KVEventPublisher?
+            if let kvEvents, kvEvents.publishes {
+                let pc = try kvEvents.publisherConfiguration(engine: i, podName: sc.podName, model: config.model)
+                do {
+                    publisher = try KVEventPublisher(pc)
+                } catch {
+                    throw EngineError(code: .invalidConfiguration, message: "engine \(i): KV events on \(pc.endpoint): \(error.message)")
+                }
+                config.kvEventHashBytes = kvEvents.hashBytes
+            }
+            var sink: (@Sendable (KVEventBatch) -> Void)?
+            if let publisher { sink = { batch in publisher.publish(batch) } }
+            let runner = try EngineRunner(configuration: config, engineIndex: 0, timeScale: timeScale, kvEventSink: sink)
+            let s = SimEngineServer(runner: runner, configuration: sc, kvEvents: publisher)
             var l = logger
             l[metadataKey: "engine"] = "\(sc.podName)"
             let port = basePort == 0 ? 0 : basePort + i
@@ -58,6 +73,8 @@ public final class SimCluster: Sendable {
                 if ports.set(i, bound) { readyContinuation.yield() }
             }
             servers.append(s)
+            // Services stop in reverse order: the publisher after its engine.
+            if let publisher { services.append(KVEventPublisherService(publisher: publisher)) }
             services.append(runner)
             services.append(EngineListener(server: app, engine: i, host: host, port: port, ports: ports))
         }
@@ -117,5 +134,15 @@ final class PortBook: Sendable {
 
     var all: [Int]? {
         ports.withLock { p in p.allSatisfy { $0 != nil } ? p.map { $0! } : nil }
+    }
+}
+
+/// An engine's KV event publisher as a Service: it sends what is queued and closes its
+/// sockets on shutdown.
+struct KVEventPublisherService: Service {
+    let publisher: KVEventPublisher
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await publisher.run() }
     }
 }

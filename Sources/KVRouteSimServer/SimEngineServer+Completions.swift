@@ -10,7 +10,8 @@ extension SimEngineServer {
     func complete(_ req: Request, _ ctx: SimRequestContext, kind: CompletionRequest.Kind) async throws -> Response {
         let body = try await readBody(req, ctx)
         let parsed = try CompletionRequest.parse(body, kind: kind)
-        guard parsed.model == model else {
+        let lora = runner.configuration.loraAdapter(named: parsed.model)
+        guard parsed.model == model || lora != nil else {
             throw OpenAIError(.notFound, "The model `\(parsed.model)` does not exist.", param: "model")
         }
         if let forced = req.headers[Self.failHeader], let status = Int(forced), (400..<600).contains(status) {
@@ -36,7 +37,7 @@ extension SimEngineServer {
         let maxTokens = parsed.maxTokens ?? min(runner.configuration.defaultMaxTokens, maxLen - prompt.count)
         let events: AsyncStream<EngineEvent>
         do {
-            events = try runner.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens))
+            events = try runner.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens, lora: lora, cacheSalt: parsed.cacheSalt))
         } catch {
             switch error.code {
             case .shuttingDown: throw OpenAIError(.serviceUnavailable, error.message)
@@ -58,7 +59,7 @@ extension SimEngineServer {
                 case .finished(let f):
                     headers[.contentType] = "application/json"
                     let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: f.cachedTokens)
-                    let out = CompletionResponse.full(kind: kind, id: id, created: created, model: model,
+                    let out = CompletionResponse.full(kind: kind, id: id, created: created, model: parsed.model,
                                                       text: template.tokenizer.decode(text), finish: f.reason, usage: usage)
                     return stalled(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out))), stall)
                 }
@@ -69,7 +70,8 @@ extension SimEngineServer {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let tokenizer = template.tokenizer
-        let model = self.model, created = self.created
+        // Answers name the model the request named (an adapter's name for a LoRA request).
+        let model = parsed.model, created = self.created
         return stalled(Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var first = true
             var finished = false
@@ -126,7 +128,7 @@ extension SimEngineServer {
         guard let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             throw OpenAIError.badRequest("Invalid JSON in request body")
         }
-        if let m = json["model"] as? String, m != model {
+        if let m = json["model"] as? String, m != model, runner.configuration.loraAdapter(named: m) == nil {
             throw OpenAIError(.notFound, "The model `\(m)` does not exist.", param: "model")
         }
         let tokens: [UInt32]

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import KVRouteEngineSim
+import KVRouteKVEvents
 import Logging
 
 /// One simulated engine behind vLLM's OpenAI-compatible HTTP API.
@@ -10,7 +11,8 @@ import Logging
 /// Routes: `POST /v1/chat/completions`, `POST /v1/completions` (JSON or SSE),
 /// `GET /v1/models`, `GET /health`, `GET /metrics`, `POST /reset_prefix_cache`,
 /// `POST /tokenize`, the worker-info routes routers probe (`/model_info`, `/server_info`,
-/// `/version`), and `GET|POST /admin/faults` for failure injection.
+/// `/version`), `GET|POST /admin/faults` for failure injection and `GET /debug/kv_blocks`
+/// (the cached block hashes, to check an index built from the engine's KV events).
 public struct SimEngineServer: Sendable {
     public struct Configuration: Sendable {
         /// Name sent in `x-inference-pod` (a pod name in Kubernetes).
@@ -31,13 +33,16 @@ public struct SimEngineServer: Sendable {
 
     public let runner: EngineRunner
     public let configuration: Configuration
+    /// The publisher of this engine's KV events, when it publishes them.
+    public let kvEvents: KVEventPublisher?
     let faults: FaultInjector
     let template = Llama3ChatTemplate()
     let created = Int(Date().timeIntervalSince1970)
 
-    public init(runner: EngineRunner, configuration: Configuration) {
+    public init(runner: EngineRunner, configuration: Configuration, kvEvents: KVEventPublisher? = nil) {
         self.runner = runner
         self.configuration = configuration
+        self.kvEvents = kvEvents
         self.faults = FaultInjector(settings: configuration.faults, seed: runner.configuration.seed)
         runner.setSlowdown(configuration.faults.slowdown)
     }
@@ -73,6 +78,7 @@ public struct SimEngineServer: Sendable {
             return Response(status: .ok)
         }
         router.post("/tokenize") { req, ctx in try await self.tokenize(req, ctx) }
+        router.get("/debug/kv_blocks") { _, _ in try self.kvBlocksResponse() }
         router.get("/model_info") { _, _ in self.json(self.modelInfoJSON()) }
         router.get("/get_model_info") { _, _ in self.json(self.modelInfoJSON()) }
         router.get("/server_info") { _, _ in self.json(self.serverInfoJSON()) }
@@ -116,13 +122,29 @@ public struct SimEngineServer: Sendable {
     }
 
     func modelsJSON() -> [String: Any] {
-        [
-            "object": "list",
-            "data": [[
-                "id": model, "object": "model", "created": created, "owned_by": "vllm", "root": model,
-                "parent": NSNull(), "max_model_len": runner.configuration.maxModelLen, "permission": [Any](),
-            ]],
+        let base: [String: Any] = [
+            "id": model, "object": "model", "created": created, "owned_by": "vllm", "root": model,
+            "parent": NSNull(), "max_model_len": runner.configuration.maxModelLen, "permission": [Any](),
         ]
+        // vLLM lists each LoRA adapter after the base model, with the base as its parent.
+        let adapters: [[String: Any]] = runner.configuration.loraAdapters.map { name in
+            ["id": name, "object": "model", "created": created, "owned_by": "vllm", "root": name,
+             "parent": model, "max_model_len": runner.configuration.maxModelLen, "permission": [Any]()]
+        }
+        return ["object": "list", "data": [base] + adapters]
+    }
+
+    /// `GET /debug/kv_blocks`: the low 64 bits of every block hash a request could hit now
+    /// (blocks in use and free blocks not yet reused), sorted — the set an index built from
+    /// this engine's KV events must hold.
+    func kvBlocksResponse() throws -> Response {
+        let (hashes, physical) = runner.cachedBlockHashes()
+        let body = KVBlocksBody(
+            blockSize: runner.configuration.blockSize, physicalBlocks: physical, hashes: hashes.sorted(),
+            kvEventsEndpoint: kvEvents?.boundEndpoint, kvEventsReplayEndpoint: kvEvents?.boundReplayEndpoint)
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(body))))
     }
 
     func modelInfoJSON() -> [String: Any] {
@@ -162,4 +184,14 @@ public struct SimEngineServer: Sendable {
         faultSettings = settings
         return try faultsResponse()
     }
+}
+
+/// The body of `GET /debug/kv_blocks`.
+struct KVBlocksBody: Encodable {
+    var blockSize: Int
+    /// Physical blocks holding a cached hash (two blocks may hold the same one).
+    var physicalBlocks: Int
+    var hashes: [UInt64]
+    var kvEventsEndpoint: String?
+    var kvEventsReplayEndpoint: String?
 }

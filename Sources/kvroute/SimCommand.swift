@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVRouteEngineSim
+import KVRouteKVEvents
 import KVRouteSimServer
 import Logging
 import ServiceLifecycle
@@ -25,6 +26,22 @@ struct SimCommand: AsyncParsableCommand {
     @Flag(help: "Disable prefix caching.") var noPrefixCaching = false
     @Option(help: "PYTHONHASHSEED for block hashes (default: the PYTHONHASHSEED variable; unset = random per process, as vLLM).")
     var hashSeed: String?
+    @Option(help: ArgumentHelp(
+        "Block hash algorithm; only sha256_cbor.",
+        discussion: "vLLM's default is sha256 over Python pickle, which nothing outside Python can reproduce: precise prefix routing from KV events needs vLLM started with --prefix-caching-hash-algo sha256_cbor (and PYTHONHASHSEED set), which is what the simulator does."))
+    var prefixCachingHashAlgo = "sha256_cbor"
+    @Option(parsing: .upToNextOption, help: ArgumentHelp(
+        "LoRA adapters as vLLM takes them: name=path ... (or {\"name\":…,\"path\":…}).",
+        discussion: "A request whose model names an adapter is served by the base model, with the adapter's name keying every block hash and its id (1, 2, … in the order given) in KV events. No weights are read."))
+    var loraModules: [String] = []
+    @Option(help: ArgumentHelp(
+        "vLLM's KV events JSON, e.g. {\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:5557\",\"replay_endpoint\":\"tcp://*:5558\",\"topic\":\"kv@<pod>@<model>\"}.",
+        discussion: "One batch per engine step that changed the cache (BlockStored, BlockRemoved at reuse, AllBlocksCleared on /reset_prefix_cache), seq from 0. With --engines N, engine i publishes on the endpoint's port + i and replays on the replay port + i (a port of * takes any free port); <pod> and <model> in the topic become the engine's pod name and the model."))
+    var kvEventsConfig: String?
+    @Option(help: "KV event layout: vllm032 (vLLM 0.32: positional batch, events as maps), named (maps) or positional (arrays).")
+    var kvEventsLayout: KVEventsLayout = .vllm032
+    @Flag(help: "KV events carry each block's 32-byte digest instead of its low 64 bits as an integer.")
+    var kvEventsHashBytes = false
     @Option(help: "Output tokens when a request gives no max_tokens.") var defaultMaxTokens = 128
     @Option(help: "Wall seconds per modelled second (0.1 = ten times faster, 0 = no sleeping).") var timeScale = 1.0
     @Option(help: "Fixed cost of every engine step, ms.") var stepOverheadMs = 1.5
@@ -47,8 +64,11 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Prefix of the names sent in x-inference-pod (engine i is PREFIX-i).") var podNamePrefix = "sim"
     @OptionGroup var logging: LoggingOptions
 
-    func engineConfiguration() -> EngineConfiguration {
-        EngineConfiguration(
+    func engineConfiguration() throws -> EngineConfiguration {
+        guard prefixCachingHashAlgo == "sha256_cbor" else {
+            throw ValidationError("--prefix-caching-hash-algo: only sha256_cbor is simulated (vLLM's sha256 hashes Python pickle, which cannot be matched outside Python), got \(prefixCachingHashAlgo)")
+        }
+        var config = EngineConfiguration(
             model: model, blockSize: blockSize, numGPUBlocks: numGpuBlocks, maxNumSeqs: maxNumSeqs,
             maxNumBatchedTokens: maxNumBatchedTokens, maxModelLen: maxModelLen,
             enableChunkedPrefill: !noChunkedPrefill, enablePrefixCaching: !noPrefixCaching,
@@ -58,6 +78,31 @@ struct SimCommand: AsyncParsableCommand {
                 stepOverhead: stepOverheadMs / 1000, prefillPerToken: prefillUsPerToken / 1_000_000,
                 decodeBase: decodeBaseMs / 1000, decodePerSequence: decodeUsPerSequence / 1_000_000, jitter: jitter),
             seed: seed)
+        config.loraAdapters = try loraModules.map(Self.loraName)
+        return config
+    }
+
+    /// The adapter name of a `--lora-modules` entry: `name=path` or `{"name": …, "path": …}`.
+    static func loraName(_ entry: String) throws -> String {
+        if entry.hasPrefix("{") {
+            guard let json = try? JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any], let name = json["name"] as? String, !name.isEmpty else {
+                throw ValidationError("--lora-modules: \(entry) is not {\"name\": …, \"path\": …}")
+            }
+            return name
+        }
+        guard let eq = entry.firstIndex(of: "="), eq > entry.startIndex else {
+            throw ValidationError("--lora-modules: expected name=path, got \(entry)")
+        }
+        return String(entry[..<eq])
+    }
+
+    func kvEvents() throws -> KVEventsConfig? {
+        guard let kvEventsConfig else { return nil }
+        var c: KVEventsConfig
+        do { c = try KVEventsConfig.parse(kvEventsConfig) } catch { throw ValidationError(error.message) }
+        c.format = kvEventsLayout.format
+        c.hashBytes = kvEventsHashBytes
+        return c
     }
 
     func run() async throws {
@@ -71,10 +116,10 @@ struct SimCommand: AsyncParsableCommand {
         let cluster: SimCluster
         do {
             cluster = try SimCluster(
-                engines: engines, host: host, basePort: port, engine: engineConfiguration(), timeScale: timeScale,
+                engines: engines, host: host, basePort: port, engine: try engineConfiguration(), timeScale: timeScale,
                 server: .init(podName: podNamePrefix, maxBodyBytes: maxBodyBytes, faults: faults),
-                podNamePrefix: podNamePrefix, logger: logger)
-        } catch {
+                podNamePrefix: podNamePrefix, kvEvents: try kvEvents(), logger: logger)
+        } catch let error as EngineError {
             throw ValidationError(error.message)
         }
         try await CommandFailure.reporting("sim") {
@@ -84,9 +129,30 @@ struct SimCommand: AsyncParsableCommand {
                 "urls": "\(bound.map { "http://\(host):\($0)" }.joined(separator: ","))",
                 "model": "\(model)", "num_gpu_blocks": "\(numGpuBlocks)", "block_size": "\(blockSize)",
             ])
+            let publishers = cluster.servers.compactMap(\.kvEvents)
+            if !publishers.isEmpty {
+                logger.info("publishing KV events", metadata: [
+                    "endpoints": "\(publishers.map { $0.boundEndpoint ?? $0.configuration.endpoint }.joined(separator: ","))",
+                    "replay": "\(publishers.compactMap(\.boundReplayEndpoint).joined(separator: ","))",
+                    "topics": "\(publishers.map(\.configuration.topic).joined(separator: ","))",
+                ])
+            }
             try await servers.wait()
         }
     }
 }
 
 extension FaultSettings.GarbageMetrics: ExpressibleByArgument {}
+
+/// `--kv-events-layout`.
+enum KVEventsLayout: String, ExpressibleByArgument, CaseIterable {
+    case vllm032, named, positional
+
+    var format: KVEventWireFormat {
+        switch self {
+        case .vllm032: .vllm032
+        case .named: .named
+        case .positional: .positional
+        }
+    }
+}
