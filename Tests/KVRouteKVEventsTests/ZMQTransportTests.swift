@@ -55,6 +55,12 @@ enum ZMQ {
         #expect(replayed.map(\.sequence) == Array(3..<next))
         for m in replayed { #expect(try m.batch() == Self.batch(Int(m.sequence))) }
         #expect(try await client.replay(from: next + 100).isEmpty)
+        // The publisher counts a replay once its end marker is sent, which may be just after
+        // the client has read it.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while publisher.statistics.replayRequests < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(publisher.statistics.replayRequests == 2)
     }
 
