@@ -1,4 +1,4 @@
-# kvroute's deploy targets (the seed's `make assets` / `make tekton`, on kvroute). deploy/README.md
+# kvroute's deploy targets (`make assets` / `make tekton`). deploy/README.md
 # explains them.
 #   make assets NS=llm-d [ENGINES=sim|vllm] [IMAGE=registry/kvroute:tag]
 #   make tekton NS=llm-d [RUN=cache-ramp|cache-hit|cache-pod-restart]
@@ -7,7 +7,7 @@
 #   make image [IMAGE=...]          build the container image (Containerfile)
 
 NS ?= llm-d
-# sim: GPU-free `kvroute sim` engines; vllm: the seed's vLLM engines on GPUs.
+# sim: GPU-free `kvroute sim` engines; vllm: the reference vLLM engines on GPUs (block size 16, prefix caching).
 ENGINES ?= sim
 # Empty keeps the image the manifests name (ghcr.io/kvroute/kvroute:0.1.0).
 IMAGE ?=

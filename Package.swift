@@ -129,7 +129,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The seed's cache-hit validator against any OpenAI gateway in front of vLLM engines.
+        // The cache-hit validator against any OpenAI gateway in front of vLLM engines.
         .target(
             name: "KVRouteValidate",
             dependencies: [

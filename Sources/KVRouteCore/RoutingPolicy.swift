@@ -5,7 +5,7 @@ public enum RoutingMode: String, Sendable, CaseIterable {
     /// The KV-cache-aware picker (an EndpointPickerConfig), falling back to
     /// `consistentHash` when it fails.
     case picker
-    /// The seed's mesh fallback: consistent hashing on the session id over a ring like
+    /// The mesh fallback: consistent hashing on the session id over a ring like
     /// Istio's `consistentHash` (`minimumRingSize` 4096); random without a session.
     case consistentHash = "consistent-hash"
     /// Round-robin over healthy endpoints.
@@ -28,7 +28,7 @@ public struct RoutingDecision: Sendable {
 
 /// Chooses endpoints for a request in the configured mode. The picker path runs the
 /// decision core; if it throws anything but "no candidates", the request falls back to the
-/// consistent-hash ring, as the seed's mesh does when its picker is down.
+/// consistent-hash ring, as Istio's DestinationRule does when the picker is down.
 public final class RoutingPolicy: Sendable {
     public let mode: RoutingMode
     public let scheduler: Scheduler?

@@ -1,6 +1,6 @@
 import HTTPTypes
 
-/// The seed's session header normalization: `x-session-id`, else the `session-id` header,
+/// The session normalization the deployed EnvoyFilter's Lua filter also applies: `x-session-id`, else the `session-id` header,
 /// else the `session-id` cookie.
 public enum SessionKey {
     public static let header = HTTPField.Name("x-session-id")!

@@ -3,7 +3,7 @@ import Testing
 
 @Suite("EndpointPickerConfig")
 struct ConfigTests {
-    /// The seed's picker configuration: decode filter, prefix scorer weight 90, max-score picker.
+    /// The reference llm-d picker configuration: decode filter, prefix scorer weight 90, max-score picker.
     static let seedConfig = """
     apiVersion: inference.networking.x-k8s.io/v1alpha1
     kind: EndpointPickerConfig
@@ -59,7 +59,7 @@ struct ConfigTests {
       - pluginRef: weighted-random-picker
     """
 
-    @Test("the seed's config, llm-d's default, kvroute's default and named plugins load unchanged",
+    @Test("the reference llm-d config, llm-d's default, kvroute's default and named plugins load unchanged",
           arguments: [seedConfig, EndpointPickerConfig.llmdDefaultYAML, EndpointPickerConfig.kvrouteDefaultYAML, namedPlugins])
     func loads(_ yaml: String) throws {
         let c = try EndpointPickerConfig.load(yaml: yaml)

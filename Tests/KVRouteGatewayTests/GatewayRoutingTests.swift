@@ -8,7 +8,7 @@ import Testing
 
 @Suite("Gateway routing end to end", .serialized)
 struct GatewayRoutingTests {
-    @Test("the seed's ramp: 80 requests of one session and prompt all land on one engine, Δhit rate ≥ 95 %")
+    @Test("the cache-hit ramp: 80 requests of one session and prompt all land on one engine, Δhit rate ≥ 95 %")
     func ramp() async throws {
         try await withSimCluster(engines: 3) { _, urls in
             try await withGateway(endpoints: [urls.joined(separator: ",")]) { _, gw in
