@@ -35,7 +35,7 @@ public final class SimCluster: Sendable {
     /// - Parameters:
     ///   - engines: how many engines.
     ///   - basePort: port of the first engine; engine i listens on basePort + i (0 = any free port).
-    ///   - engine: the engine configuration (engine i's seed is the seed + i).
+    ///   - engine: the engine configuration (engine i's random seed is the configured random seed + i).
     ///   - kvEvents: vLLM's `--kv-events-config`; engine i publishes on its own port(s)
     ///     (see ``KVEventsConfig``).
     public init(
