@@ -134,24 +134,5 @@ extension Llama3ChatTemplate {
 
     /// The template's `tojson` on a string, as `transformers` defines it:
     /// `json.dumps(s, ensure_ascii=False)`.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { JSONString.quoted(s) }
 }

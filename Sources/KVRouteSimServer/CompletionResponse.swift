@@ -14,22 +14,7 @@ enum CompletionResponse {
         }
     }
 
-    static func escape(_ s: String) -> String {
-        var out = "\""
-        out.reserveCapacity(s.utf8.count + 2)
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    static func escape(_ s: String) -> String { JSONString.quoted(s) }
 
     static func full(kind: CompletionRequest.Kind, id: String, created: Int, model: String, text: String, finish: FinishReason, usage: Usage) -> String {
         switch kind {

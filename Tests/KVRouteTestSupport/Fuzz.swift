@@ -117,21 +117,7 @@ public enum FuzzText {
     }
 
     /// A JSON string literal of `s`.
-    public static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    public static func quoted(_ s: String) -> String { JSONString.quoted(s) }
 
     /// Byte-level damage: truncation, flips, insertions (invalid UTF-8 among them),
     /// deletions, duplicated spans.
