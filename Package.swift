@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "KVRouteGateway", targets: ["KVRouteGateway"]),
         .library(name: "KVRouteValidate", targets: ["KVRouteValidate"]),
         .library(name: "KVRouteBench", targets: ["KVRouteBench"]),
+        .library(name: "KVRouteSSE", targets: ["KVRouteSSE"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -58,6 +59,11 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The one server-sent-events parser: bytes in, events out, whatever the chunking.
+        .target(
+            name: "KVRouteSSE",
             swiftSettings: swiftSettings
         ),
         // vLLM KV events: MessagePack, the event model, sha256_cbor block hashes, and the ZMQ
@@ -133,7 +139,7 @@ let package = Package(
         .target(
             name: "KVRouteValidate",
             dependencies: [
-                "KVRouteDataLayer",
+                "KVRouteDataLayer", "KVRouteSSE",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -184,7 +190,7 @@ let package = Package(
         .target(
             name: "KVRouteBench",
             dependencies: [
-                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting",
+                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting", "KVRouteSSE",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -232,6 +238,11 @@ let package = Package(
         .testTarget(
             name: "KVRouteRoutingTests",
             dependencies: ["KVRouteRouting", "KVRouteCore", "KVRouteDataLayer"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteSSETests",
+            dependencies: ["KVRouteSSE"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

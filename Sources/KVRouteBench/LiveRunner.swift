@@ -3,12 +3,17 @@ import Foundation
 import KVRouteCore
 import KVRouteDataLayer
 import KVRouteEngineSim
+import KVRouteSSE
 import NIOCore
 
 /// Sends a workload in real time through any OpenAI-compatible gateway (kvroute's, Envoy
 /// with kvroute's picker, or a peer router) and measures what clients and engines see:
-/// TTFT from the first streamed token, cached tokens from `usage`, the serving engine from
-/// `x-upstream-host`, and the engines' own prefix-cache counters.
+/// TTFT from the first streamed token, cached tokens from `usage`, and the engines' own
+/// prefix-cache and request counters. Each answer is attributed to the engine named by
+/// `x-upstream-host` (kvroute's gateway), else by `x-inference-pod` (the engine's own
+/// header, matched by asking each engine once), else not at all: requests per engine then
+/// come from the engines' `vllm:request_success_total` before and after. Decision time and
+/// preemptions are not measured here (nil: "n/a" in the report).
 public struct LiveRunner: Sendable {
     public var gatewayURL: String
     /// Engine base URLs: their `/metrics` give the hit rate the engines saw.
@@ -37,20 +42,15 @@ public struct LiveRunner: Sendable {
                 group.addTask {
                     let wait = start + .nanoseconds(Int64(r.arrival! * 1e9)) - ContinuousClock.now
                     if wait > .zero { try? await Task.sleep(for: wait) }
-                    results.add(await send(r, start: start))
+                    await conversation(r, workload: workload, start: start, results: results, nextID: nextID)
                 }
             }
             if !clientQueue.isEmpty {
                 let queue = RequestQueue(clientQueue)
                 for _ in 0..<(workload.concurrency ?? clientQueue.count) {
                     group.addTask {
-                        while var r = queue.pop() {
-                            while true {
-                                let (outcome, answer, tokens) = await send(r, start: start)
-                                results.add((outcome, answer, tokens))
-                                guard outcome != nil, let follow = workload.next(after: r, answer: answer, id: nextID.next()) else { break }
-                                r = follow
-                            }
+                        while let r = queue.pop() {
+                            await conversation(r, workload: workload, start: start, results: results, nextID: nextID)
                         }
                     }
                 }
@@ -58,30 +58,84 @@ public struct LiveRunner: Sendable {
         }
         let after = try await counters()
         let dq = after.queries - before.queries
-        let all = results.all
-        let run = PolicyRun(policy: label, outcomes: all.compactMap(\.0), engines: max(1, engineURLs.count),
+        var all = results.all
+        // Answers named only by pod: ask each engine its pod name once, then match.
+        if all.contains(where: { $0.0?.engine == nil && $0.pod != nil }) {
+            let names = await podNames()
+            for i in all.indices where all[i].0?.engine == nil {
+                if let pod = all[i].pod, let e = names.firstIndex(of: pod) { all[i].0?.engine = e }
+            }
+        }
+        let outcomes = all.compactMap(\.0)
+        var run = PolicyRun(policy: label, outcomes: outcomes, engines: max(1, engineURLs.count),
                             issued: all.map { ($0.2, $0.1) }, rejected: all.filter { $0.0 == nil }.count)
+        if outcomes.contains(where: { $0.engine == nil }) {
+            run.requestsPerEngine = zip(after.served, before.served).map { Int(($0 - $1).rounded()) }
+        }
         return (run, dq > 0 ? (after.hits - before.hits) / dq : nil)
     }
 
-    func counters() async throws -> (queries: Double, hits: Double) {
+    /// A client's requests: the first, then each follow-up after its delay (think time, a
+    /// tool's run), until the workload has none or one fails.
+    func conversation(_ first: BenchRequest, workload: any Workload, start: ContinuousClock.Instant, results: LiveResults, nextID: IDSource) async {
+        var r = first
+        while true {
+            let result = await send(r, start: start)
+            results.add(result)
+            guard result.0 != nil, var follow = workload.next(after: r, answer: result.1, id: nextID.next()) else { return }
+            if let delay = follow.arrival, delay > 0 { try? await Task.sleep(for: .nanoseconds(Int64(delay * 1e9))) }
+            follow.arrival = nil
+            r = follow
+        }
+    }
+
+    /// Prefix-cache counters summed over the engines, and each engine's finished requests.
+    func counters() async throws -> (queries: Double, hits: Double, served: [Double]) {
         var q = 0.0, h = 0.0
+        var served: [Double] = []
         for u in engineURLs {
             let res = try await client.execute(HTTPClientRequest(url: u + "/metrics"), timeout: .seconds(10))
-            let m = EngineMetricsSnapshot.parse(String(buffer: try await res.body.collect(upTo: 32 << 20)))
+            let text = String(buffer: try await res.body.collect(upTo: 32 << 20))
+            let m = EngineMetricsSnapshot.parse(text)
             q += m.prefixQueries
             h += m.prefixHits
+            served.append(Self.requestSuccess(text))
         }
-        return (q, h)
+        return (q, h, served)
     }
 
-    func engineIndex(_ upstream: String?) -> Int {
-        guard let upstream else { return 0 }
-        return engineURLs.firstIndex { $0.hasSuffix("//" + upstream) } ?? 0
+    /// vLLM's `vllm:request_success_total`, summed over its label sets.
+    static func requestSuccess(_ text: String) -> Double {
+        var total = 0.0
+        for line in text.split(separator: "\n") where line.hasPrefix("vllm:request_success_total") {
+            if let v = line.split(separator: " ").last.flatMap({ Double($0) }) { total += v }
+        }
+        return total
     }
 
-    /// One streamed request; nil outcome when it failed.
-    func send(_ r: BenchRequest, start: ContinuousClock.Instant) async -> (RequestOutcome?, [UInt32], [UInt32]) {
+    /// Each engine's `x-inference-pod`, from one one-token request sent to it directly.
+    func podNames() async -> [String?] {
+        var names: [String?] = []
+        for u in engineURLs {
+            var req = HTTPClientRequest(url: u + "/v1/completions")
+            req.method = .POST
+            req.headers.add(name: "content-type", value: "application/json")
+            req.body = .bytes(ByteBuffer(string: "{\"model\":\"\(model)\",\"prompt\":\"kvroute bench: which pod\",\"max_tokens\":1}"))
+            let res = try? await client.execute(req, timeout: .seconds(10))
+            names.append(res?.headers.first(name: "x-inference-pod"))
+            _ = try? await res?.body.collect(upTo: 1 << 20)
+        }
+        return names
+    }
+
+    func engineIndex(_ upstream: String?) -> Int? {
+        guard let upstream else { return nil }
+        return engineURLs.firstIndex { $0.hasSuffix("//" + upstream) }
+    }
+
+    /// One streamed request; nil outcome when it failed. `pod` is the answer's
+    /// `x-inference-pod`, for answers no upstream header names.
+    func send(_ r: BenchRequest, start: ContinuousClock.Instant) async -> LiveResult {
         var body: [String: Any] = ["model": model, "max_tokens": r.maxTokens, "temperature": 0, "stream": true, "stream_options": ["include_usage": true]]
         let path: String
         switch r.prompt {
@@ -92,7 +146,7 @@ public struct LiveRunner: Sendable {
             body["prompt"] = t
             path = "/v1/completions"
         case .none:
-            return (nil, [], r.tokens)
+            return (nil, [], r.tokens, nil)
         }
         var req = HTTPClientRequest(url: gatewayURL + path)
         req.method = .POST
@@ -103,18 +157,19 @@ public struct LiveRunner: Sendable {
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
         do {
             let res = try await client.execute(req, timeout: .seconds(600))
-            guard res.status == .ok else { return (nil, [], r.tokens) }
+            guard res.status == .ok else {
+                _ = try? await res.body.collect(upTo: 1 << 20)
+                return (nil, [], r.tokens, nil)
+            }
             let upstream = res.headers.first(name: "x-upstream-host")
+            let pod = res.headers.first(name: "x-inference-pod")
             var ttft: Double?
             var text = ""
             var usage: [String: Any]?
-            var pending = ""
+            var events = ServerSentEventParser()
             for try await chunk in res.body {
-                pending += String(buffer: chunk)
-                while let range = pending.range(of: "\n\n") {
-                    let event = pending[..<range.lowerBound]
-                    pending = String(pending[range.upperBound...])
-                    guard event.hasPrefix("data: "), let json = try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any] else { continue }
+                for event in events.feed(chunk.readableBytesView) {
+                    guard let json = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any] else { continue }
                     if let u = json["usage"] as? [String: Any] { usage = u }
                     if let choice = (json["choices"] as? [[String: Any]])?.first {
                         let piece = ((choice["delta"] as? [String: Any])?["content"] as? String) ?? (choice["text"] as? String) ?? ""
@@ -130,19 +185,23 @@ public struct LiveRunner: Sendable {
             let outcome = RequestOutcome(
                 id: r.id, engine: engineIndex(upstream), promptTokens: prompt, cachedTokens: cached, completionTokens: completion,
                 arrival: seconds(sent - start), ttft: ttft ?? seconds(ContinuousClock.now - sent), finish: seconds(ContinuousClock.now - start),
-                preemptions: 0, decisionSeconds: 0)
-            return (outcome, answer, r.tokens)
+                preemptions: nil, decisionSeconds: nil)
+            return (outcome, answer, r.tokens, outcome.engine == nil ? pod : nil)
         } catch {
-            return (nil, [], r.tokens)
+            return (nil, [], r.tokens, nil)
         }
     }
 }
 
+/// One live request: its outcome (nil: failed), the answer's tokens, the prompt's tokens and
+/// the pod that answered when no upstream header named the engine.
+typealias LiveResult = (RequestOutcome?, [UInt32], [UInt32], pod: String?)
+
 final class LiveResults: @unchecked Sendable {
     private let lock = NSLock()
-    private var items: [(RequestOutcome?, [UInt32], [UInt32])] = []
-    func add(_ x: (RequestOutcome?, [UInt32], [UInt32])) { lock.lock(); items.append(x); lock.unlock() }
-    var all: [(RequestOutcome?, [UInt32], [UInt32])] { lock.lock(); defer { lock.unlock() }; return items }
+    private var items: [LiveResult] = []
+    func add(_ x: LiveResult) { lock.lock(); items.append(x); lock.unlock() }
+    var all: [LiveResult] { lock.lock(); defer { lock.unlock() }; return items }
 }
 
 final class RequestQueue: @unchecked Sendable {

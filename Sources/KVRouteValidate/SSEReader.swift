@@ -1,8 +1,8 @@
 import Foundation
+import KVRouteSSE
 
-/// Splits a server-sent-events stream into OpenAI chunk events as bytes arrive, whatever
-/// the chunk boundaries (a CRLF or a UTF-8 character split between two chunks included):
-/// what TTFT is timed against.
+/// Reads OpenAI chunk events from a server-sent-events stream as bytes arrive (the framing
+/// is ``ServerSentEventParser``'s, whatever the chunk boundaries): what TTFT is timed against.
 struct SSEReader {
     struct Event {
         /// The first choice carries generated text (`delta.content`, or `text` for completions).
@@ -12,43 +12,18 @@ struct SSEReader {
         var error: String?
     }
 
-    /// Bytes of the event being received, CRs dropped (lines end in LF or CRLF).
-    private var pending: [UInt8] = []
-    /// Whether `pending` ends a line: the next LF ends the event.
-    private var atLineStart = true
+    private var parser = ServerSentEventParser()
 
-    /// Feeds more of the stream; returns the events it completed. Each byte is looked at
-    /// once, so a stream sent a byte at a time costs no more than one sent whole.
+    /// Feeds more of the stream; returns the OpenAI events it completed.
     mutating func feed(_ bytes: some Sequence<UInt8>) -> [Event] {
-        var events: [Event] = []
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "\r"):
-                continue
-            case UInt8(ascii: "\n"):
-                if atLineStart {
-                    if let e = Self.event(pending) { events.append(e) }
-                    pending.removeAll(keepingCapacity: true)
-                } else {
-                    pending.append(b)
-                    atLineStart = true
-                }
-            default:
-                pending.append(b)
-                atLineStart = false
-            }
-        }
-        return events
+        parser.feed(bytes).compactMap { Self.event($0.data) }
     }
 
     mutating func feed(_ text: String) -> [Event] { feed(text.utf8) }
 
-    /// The event of one block of lines: its `data:` lines joined, unless `[DONE]` or empty.
-    static func event(_ block: [UInt8]) -> Event? {
-        let data = block.split(separator: UInt8(ascii: "\n"))
-            .filter { $0.starts(with: "data:".utf8) }
-            .map { String(decoding: $0.dropFirst(5), as: UTF8.self).trimmingCharacters(in: .whitespaces) }
-            .joined(separator: "\n")
+    /// The OpenAI event of one SSE event's data, unless `[DONE]` or empty.
+    static func event(_ data: String) -> Event? {
+        let data = data.trimmingCharacters(in: .whitespaces)
         guard !data.isEmpty, data != "[DONE]" else { return nil }
         return parse(data)
     }
