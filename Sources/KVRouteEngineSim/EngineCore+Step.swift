@@ -215,6 +215,7 @@ extension EngineCore {
         let k = seq.outputCount
         if let forced = seq.forcedOutput, k < forced.count { return forced[k] }
         let r = SplitMix64.mix(seq.outputSeed ^ configuration.seed, UInt64(k))
-        return OutputVocabulary.tokens[Int(r % UInt64(OutputVocabulary.tokens.count))]
+        let vocabulary = configuration.outputTokens.isEmpty ? OutputVocabulary.tokens : configuration.outputTokens
+        return vocabulary[Int(r % UInt64(vocabulary.count))]
     }
 }

@@ -72,5 +72,14 @@ public enum OutputVocabulary {
         " far", " act", " add", " age",
     ]
     public static let tokens: [UInt32] = words.map { ApproximateTokenizer.id(of: Array($0.utf8)) }
+    /// The words' token ids under `tokenizer`, keeping the words it encodes as one token (all of
+    /// them under Llama-3's BPE): generated text then re-encodes to the ids decode produced.
+    public static func tokens(for tokenizer: any Tokenizer) -> [UInt32] {
+        if tokenizer is ApproximateTokenizer { return tokens }
+        return words.compactMap { word in
+            let ids = tokenizer.encode(word)
+            return ids.count == 1 ? ids[0] : nil
+        }
+    }
     static let wordByToken: [UInt32: String] = Dictionary(zip(tokens, words), uniquingKeysWith: { a, _ in a })
 }

@@ -50,6 +50,7 @@ public final class SimCluster: Sendable {
         for i in 0..<engines {
             var config = engine
             config.seed = engine.seed &+ UInt64(i)
+            if config.outputTokens.isEmpty { config.outputTokens = OutputVocabulary.tokens(for: server.template.tokenizer) }
             var sc = server
             sc.podName = engines == 1 && podNamePrefix != "sim" ? podNamePrefix : "\(podNamePrefix)-\(i)"
             var publisher: KVEventPublisher?

@@ -20,11 +20,17 @@ public struct SimEngineServer: Sendable {
         /// Largest request body accepted, in bytes.
         public var maxBodyBytes: Int
         public var faults: FaultSettings
+        /// How prompts become tokens: `kvroute sim` serves Llama-3's BPE with the Llama 3.2
+        /// template (vLLM's token counts); the default here is the 4-byte tokenizer with the
+        /// compact template, which needs no tokenizer file.
+        public var template: Llama3ChatTemplate
 
-        public init(podName: String, maxBodyBytes: Int = 8 << 20, faults: FaultSettings = FaultSettings()) {
+        public init(podName: String, maxBodyBytes: Int = 8 << 20, faults: FaultSettings = FaultSettings(),
+                    template: Llama3ChatTemplate = Llama3ChatTemplate()) {
             self.podName = podName
             self.maxBodyBytes = maxBodyBytes
             self.faults = faults
+            self.template = template
         }
     }
 
@@ -36,7 +42,7 @@ public struct SimEngineServer: Sendable {
     /// The publisher of this engine's KV events, when it publishes them.
     public let kvEvents: KVEventPublisher?
     let faults: FaultInjector
-    let template = Llama3ChatTemplate()
+    var template: Llama3ChatTemplate { configuration.template }
     let created = Int(Date().timeIntervalSince1970)
 
     public init(runner: EngineRunner, configuration: Configuration, kvEvents: KVEventPublisher? = nil) {

