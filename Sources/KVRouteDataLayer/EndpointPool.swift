@@ -28,6 +28,9 @@ public final class EndpointPool: Sendable {
     private let configuration: Configuration
     private let state = Mutex<[EndpointAddress: Member]>([:])
     private let order = Mutex<[EndpointAddress]>([])
+    /// When a decision last read the pool (nil: never), so scrapes and probes can slow down
+    /// while nothing is routed.
+    private let lastRead = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -106,7 +109,8 @@ public final class EndpointPool: Sendable {
 
     /// Snapshots of every member for the decision core, in discovery order.
     public func snapshots(now: ContinuousClock.Instant = .now) -> [EndpointSnapshot] {
-        members.map { m in
+        lastRead.withLock { $0 = now }
+        return members.map { m in
             let age = m.lastScrape.map { Self.seconds(now - $0) }
             return EndpointSnapshot(
                 address: m.address, labels: m.labels,
@@ -114,6 +118,11 @@ public final class EndpointPool: Sendable {
                 kvCacheUsage: Self.fraction(m.metrics?.kvCacheUsage), inFlight: 0,
                 healthy: isHealthy(m), metricsAge: age, maxNumSeqs: nil)
         }
+    }
+
+    /// True when no decision has read the pool for `quiet` (or ever).
+    public func isIdle(for quiet: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        lastRead.withLock { $0.map { now - $0 >= quiet } ?? true }
     }
 
     public var healthyCount: Int { members.filter(isHealthy).count }

@@ -41,7 +41,8 @@ public struct EngineMetricsSnapshot: Sendable, Hashable {
         var usage: Double?, oldUsage: Double?
         var queries: Double?, hits: Double?, oldQueries: Double?, oldHits: Double?
         var usageCount = 0, oldUsageCount = 0
-        for sample in PrometheusText.parse(text[...], filter: { $0.hasPrefix("vllm:") }) {
+        // Only the series the router reads get their labels parsed.
+        for sample in PrometheusText.parse(text[...], filter: { Kind($0) != nil }) {
             guard let kind = Kind(sample.name) else { continue }
             if let reason = s.admit(sample, kind) {
                 s.rejected[reason, default: 0] += 1

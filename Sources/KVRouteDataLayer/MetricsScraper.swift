@@ -4,8 +4,11 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Scrapes every endpoint's `/metrics` on a fixed interval (50 ms by default, as llm-d does)
-/// and feeds the pool. A failed or timed-out scrape marks the endpoint unhealthy at once; the
+/// Scrapes every endpoint's `/metrics` every `interval` (50 ms by default, as llm-d does)
+/// and feeds the pool. While no decision has read the pool for ``IdlePacing/quiet``, it
+/// scrapes every ``IdlePacing/interval`` instead (500 ms: still inside the health filter's
+/// one-second freshness limit, so the first request after a pause is routed on fresh-enough
+/// data, and the fast pace is back one idle interval later at most). A failed or timed-out scrape marks the endpoint unhealthy at once; the
 /// next good scrape brings it back. Samples an engine gets wrong (``EngineSampleRejection``)
 /// are left out one by one, counted in ``rejections`` and logged once per endpoint and reason.
 public struct MetricsScraper: Service {
@@ -14,12 +17,17 @@ public struct MetricsScraper: Service {
     public let interval: Duration
     public let timeout: TimeAmount
     public let logger: Logger
+    public let idle: IdlePacing
     public let rejections = EngineSampleRejections()
 
-    public init(pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(50), timeout: TimeAmount = .milliseconds(500), logger: Logger) {
+    public init(
+        pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(50), idle: IdlePacing = .init(interval: .milliseconds(500)),
+        timeout: TimeAmount = .milliseconds(500), logger: Logger
+    ) {
         self.pool = pool
         self.client = client
         self.interval = interval
+        self.idle = idle
         self.timeout = timeout
         self.logger = logger
     }
@@ -60,22 +68,43 @@ public struct MetricsScraper: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval) { await scrapeOnce() }
+        await runPeriodically(every: { [pool, interval, idle] in idle.pace(pool, busy: interval) }) { await scrapeOnce() }
     }
 }
 
-/// Probes every endpoint's `/health`; a failure marks it unhealthy at once.
+/// How a loop over the engines slows down while nothing is routed: after `quiet` without a
+/// decision, it runs every `interval` (never faster than its busy pace).
+public struct IdlePacing: Sendable {
+    public var quiet: Duration
+    public var interval: Duration
+    public init(quiet: Duration = .seconds(2), interval: Duration) {
+        self.quiet = quiet
+        self.interval = interval
+    }
+
+    func pace(_ pool: EndpointPool, busy: Duration) -> Duration {
+        pool.isIdle(for: quiet) ? max(busy, interval) : busy
+    }
+}
+
+/// Probes every endpoint's `/health`; a failure marks it unhealthy at once. While nothing
+/// is routed it probes once a second (``IdlePacing``).
 public struct HealthProber: Service {
     public let pool: EndpointPool
     public let client: HTTPClient
     public let interval: Duration
+    public let idle: IdlePacing
     public let timeout: TimeAmount
     public let logger: Logger
 
-    public init(pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(250), timeout: TimeAmount = .milliseconds(500), logger: Logger) {
+    public init(
+        pool: EndpointPool, client: HTTPClient, interval: Duration = .milliseconds(250), idle: IdlePacing = .init(interval: .seconds(1)),
+        timeout: TimeAmount = .milliseconds(500), logger: Logger
+    ) {
         self.pool = pool
         self.client = client
         self.interval = interval
+        self.idle = idle
         self.timeout = timeout
         self.logger = logger
     }
@@ -97,7 +126,7 @@ public struct HealthProber: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval) { await probeOnce() }
+        await runPeriodically(every: { [pool, interval, idle] in idle.pace(pool, busy: interval) }) { await probeOnce() }
     }
 }
 
