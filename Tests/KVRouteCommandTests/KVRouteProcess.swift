@@ -4,25 +4,14 @@ import KVRouteTestSupport
 /// The built `kvroute` binary running as a real process, its stdout and stderr read through
 /// pipes as they are written. The process is killed when the value is released.
 final class KVRouteProcess: @unchecked Sendable {
-    static let binary: String = {
-        // KVROUTE_BINARY runs these tests against another build.
-        if let path = ProcessInfo.processInfo.environment["KVROUTE_BINARY"] { return path }
-        // The test runner sits next to the executables it was built with.
-        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let sibling = runner.deletingLastPathComponent().appendingPathComponent("kvroute").path
-        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-        return ExternalTool.repositoryRoot.appendingPathComponent(".build/debug/kvroute").path
-    }()
-
-    static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
-
     let process = Process()
     private let lock = NSLock()
     private var outData = Data()
     private var errData = Data()
 
+    /// Fails (throws) when kvroute is not built: these tests never skip.
     init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: try KVRouteBinary.require())
         process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
         let out = Pipe(), err = Pipe()

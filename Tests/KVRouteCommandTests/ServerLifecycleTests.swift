@@ -5,7 +5,7 @@ import Testing
 /// Every server command as a real process: a port it cannot take ends it at once with one line
 /// naming the port; SIGTERM lets in-flight requests finish and exits 0; progress reaches a pipe
 /// line by line. The bounds are correctness bounds (a hang fails), not performance claims.
-@Suite("kvroute server commands: startup failures, signals, output", .serialized, .enabled(if: KVRouteProcess.built))
+@Suite("kvroute server commands: startup failures, signals, output", .serialized)
 struct ServerLifecycleTests {
     static let exitBound: Duration = .seconds(10)
 

@@ -29,19 +29,6 @@ struct DeployAssetsTests {
         return r.status == 0
     }()
 
-    /// The `kvroute` built with these tests: the test runner sits next to it.
-    static let binary: String = {
-        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let candidates = [
-            runner.deletingLastPathComponent().appendingPathComponent("kvroute").path,
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kvroute").path,
-            root.appendingPathComponent(".build/debug/kvroute").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
-    }()
-
-    static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
-
     static func runChecker(_ arguments: [String], environment: [String: String]? = nil) throws -> ExternalTool.Result {
         try ExternalTool.run(checker, arguments, timeout: 300, environment: environment)
     }
@@ -155,7 +142,7 @@ struct DeployAssetsTests {
 
     /// `kvroute SUB --help`'s options: name → takes a value.
     static func acceptedFlags(_ subcommand: String) throws -> [String: Bool] {
-        let r = try ExternalTool.run(binary, [subcommand, "--help"], timeout: 60)
+        let r = try ExternalTool.run(try KVRouteBinary.require(), [subcommand, "--help"], timeout: 60)
         try #require(r.status == 0, "kvroute \(subcommand) --help: \(r.stderr)")
         let regex = try NSRegularExpression(pattern: #"^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)( <[^>]+>)?"#, options: .anchorsMatchLines)
         var flags: [String: Bool] = [:]
@@ -197,7 +184,7 @@ struct DeployAssetsTests {
     }
 
     @Test("every kvroute command line in the manifests uses flags `kvroute SUB --help` lists",
-          .enabled(if: checkerReady && built))
+          .enabled(if: checkerReady))
     func flagsAreAccepted() throws {
         let objects = try Self.rendered("overlays/sim", "overlays/vllm", "tekton")
         let calls = Self.invocations(objects)
@@ -215,7 +202,7 @@ struct DeployAssetsTests {
         }
     }
 
-    @Test("a misspelt flag is caught: the flag check can fail", .enabled(if: built))
+    @Test("a misspelt flag is caught: the flag check can fail")
     func flagCheckCanFail() throws {
         let flags = try Self.acceptedFlags("epp")
         #expect(Self.parse(["--grpc-port=9002", "--metrics-port", "9090"], accepted: flags).problems.isEmpty)

@@ -136,7 +136,7 @@ struct MonitoringTests {
     }
 
     @Test("kustomize renders the monitors, the rule and the dashboard ConfigMap",
-          .enabled(if: ExternalTool.find("kustomize") != nil || ExternalTool.find("kubectl") != nil))
+          .enabled(if: ExternalTool.find("kustomize") != nil || ExternalTool.available("kubectl")))
     func kustomizeBuilds() async throws {
         // Standalone kustomize, else the copy built into kubectl.
         let command: [String]

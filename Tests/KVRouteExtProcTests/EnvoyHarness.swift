@@ -77,13 +77,9 @@ final class EnvoyProcess: Sendable {
         throw ExternalTool.Missing(description: "envoy did not become ready: \(process.log.suffix(2000))")
     }
 
-    /// One counter or gauge from Envoy's admin stats.
+    /// One counter or gauge from Envoy's admin stats; throws when Envoy does not report it.
     func stat(_ name: String) async throws -> Double {
-        let r = try await TestHTTP.request("http://127.0.0.1:\(adminPort)/stats?filter=^\(name)$", contentType: nil)
-        return r.body.split(separator: "\n").compactMap { line -> Double? in
-            guard line.hasPrefix(name + ":") else { return nil }
-            return Double(line.split(separator: " ").last ?? "")
-        }.first ?? 0
+        try await ManagedEnvoy.stat(name, adminPort: adminPort)
     }
 
     /// Envoy drains for a long while on SIGTERM (its ext_proc streams stay open); tests want

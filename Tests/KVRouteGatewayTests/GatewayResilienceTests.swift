@@ -14,12 +14,8 @@ final class EngineProcess: @unchecked Sendable {
         try start()
     }
 
-    static var binary: String {
-        ExternalTool.repositoryRoot.appendingPathComponent(".build/debug/kvroute").path
-    }
-
     func start() throws {
-        process = try BackgroundProcess(Self.binary, [
+        process = try BackgroundProcess(try KVRouteBinary.require(), [
             "sim", "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "4096", "--max-model-len", "32768",
             "--hash-seed", "0", "--pod-name-prefix", "killable", "--log-level", "error",
         ], name: "sim-\(port)")
@@ -44,8 +40,7 @@ final class EngineProcess: @unchecked Sendable {
 
 @Suite("Gateway under failures and bad input", .serialized)
 struct GatewayResilienceTests {
-    @Test("an engine killed mid-run loses no request, leaves the candidate set within 1 s and returns after restart",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: EngineProcess.binary)))
+    @Test("an engine killed mid-run loses no request, leaves the candidate set within 1 s and returns after restart")
     func engineKilled() async throws {
         let victim = try EngineProcess(port: freePort())
         try await victim.waitHealthy()

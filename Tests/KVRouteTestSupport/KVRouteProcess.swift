@@ -1,17 +1,35 @@
 import Foundation
 
 /// The built `kvroute` executable, for tests that run the real processes.
+///
+/// The test command (`swift build --build-tests`) always builds it, so a test that needs it
+/// calls ``require()`` and fails, naming where it looked, when it is not there: a missing
+/// binary never turns into a skipped (passing) test.
 public enum KVRouteBinary {
-    /// Next to the test bundle (`swift build` puts both in one folder), else .build/debug.
-    public static var path: String? {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [dir.appendingPathComponent("kvroute").path] + [".build", ".build-epp"].map {
-            ExternalTool.repositoryRoot.appendingPathComponent("\($0)/debug/kvroute").path
-        }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// Where the binary may be, in order: KVROUTE_BINARY (run the tests against another
+    /// build), next to the test runner (`swift build` puts both in one folder), .build/debug.
+    public static var candidates: [String] {
+        var out: [String] = []
+        if let path = ProcessInfo.processInfo.environment["KVROUTE_BINARY"] { return [path] }
+        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        out.append(runner.deletingLastPathComponent().appendingPathComponent("kvroute").path)
+        out.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kvroute").path)
+        out += [".build", ".build-epp"].map { ExternalTool.repositoryRoot.appendingPathComponent("\($0)/debug/kvroute").path }
+        return out
     }
 
-    public static var isBuilt: Bool { path != nil }
+    /// The first candidate that is an executable file, if any.
+    public static var path: String? {
+        candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// The binary's path, or an error naming every place looked at.
+    public static func require() throws -> String {
+        guard let path else {
+            throw ExternalTool.Missing(description: "kvroute is not built (looked at \(candidates.joined(separator: ", "))); run swift build")
+        }
+        return path
+    }
 }
 
 /// One `kvroute` subcommand (or any server) as a child process that a test can kill hard,
@@ -34,8 +52,7 @@ public final class ManagedProcess: @unchecked Sendable {
 
     /// `kvroute ARGS`.
     public convenience init(kvroute arguments: [String], name: String) throws {
-        guard let binary = KVRouteBinary.path else { throw ExternalTool.Missing(description: "build kvroute first (swift build)") }
-        try self.init(binary, arguments, name: name)
+        try self.init(try KVRouteBinary.require(), arguments, name: name)
     }
 
     private func launch() throws -> Process {

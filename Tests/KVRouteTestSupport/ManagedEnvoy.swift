@@ -29,13 +29,24 @@ public final class ManagedEnvoy: Sendable {
         try await waitForOK("http://127.0.0.1:\(adminPort)/ready", timeout: 15, process: process)
     }
 
-    /// One counter or gauge from Envoy's admin stats (0 when absent).
+    /// One counter or gauge from Envoy's admin stats; throws when Envoy does not report it.
     public func stat(_ name: String) async throws -> Double {
+        try await Self.stat(name, adminPort: adminPort)
+    }
+
+    /// One counter or gauge from the admin stats of the Envoy at `adminPort`. A stat Envoy
+    /// does not report (a renamed cluster, a filter that is not in the chain) is an error,
+    /// never 0: a test expecting `== 0` must not pass because the stat is missing.
+    public static func stat(_ name: String, adminPort: Int) async throws -> Double {
         let r = try await TestHTTP.request("http://127.0.0.1:\(adminPort)/stats?filter=^\(name)$", contentType: nil)
-        return r.body.split(separator: "\n").compactMap { line -> Double? in
+        let value = r.body.split(separator: "\n").compactMap { line -> Double? in
             guard line.hasPrefix(name + ":") else { return nil }
             return Double(line.split(separator: " ").last ?? "")
-        }.first ?? 0
+        }.first
+        guard let value else {
+            throw ExternalTool.Missing(description: "Envoy reports no stat \(name) (HTTP \(r.status)): \(r.body.prefix(300))")
+        }
+        return value
     }
 
     /// Envoy drains for a long while on SIGTERM (its ext_proc streams stay open); tests want

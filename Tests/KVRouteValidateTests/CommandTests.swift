@@ -6,25 +6,17 @@ import Testing
 /// command, and `kvroute validate`'s exit codes, one-line errors and CI-friendly output.
 @Suite("kvroute demo and validate commands", .serialized)
 struct CommandTests {
-    static let binary: String = {
-        // The test runner sits next to the executables it was built with.
-        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let sibling = runner.deletingLastPathComponent().appendingPathComponent("kvroute").path
-        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-        return ExternalTool.repositoryRoot.appendingPathComponent(".build/debug/kvroute").path
-    }()
-
-    static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+    /// The binary, or a failure (never a skip) when it is not built.
+    static var binary: String { get throws { try KVRouteBinary.require() } }
 
     static func temporaryFile(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("kvroute-\(name)-\(UUID().uuidString.prefix(6)).json").path
     }
 
-    @Test("kvroute demo --once passes: ≥ 95 % hit rate, 100 % stickiness; picker off ≥ 99 %; round-robin far lower",
-          .enabled(if: built))
+    @Test("kvroute demo --once passes: ≥ 95 % hit rate, 100 % stickiness; picker off ≥ 99 %; round-robin far lower")
     func demo() async throws {
         let json = Self.temporaryFile("demo")
-        let r = try await ExternalTool.runAsync(Self.binary, ["demo", "--once", "--sleep-seconds", "0.01", "--time-scale", "0.05", "--json", json], timeout: 300)
+        let r = try await ExternalTool.runAsync(try Self.binary, ["demo", "--once", "--sleep-seconds", "0.01", "--time-scale", "0.05", "--json", json], timeout: 300)
         #expect(r.status == 0, "\(r.stdout.suffix(3000))\n\(r.stderr.suffix(2000))")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
         #expect((report["delta_hit_rate"] as? Double ?? 0) >= 0.95)
@@ -38,15 +30,18 @@ struct CommandTests {
         let rr = numbers(try #require(rows.first { $0.contains("round-robin") }))
         print("demo contrast: kvroute \(kv), picker off \(off), round-robin \(rr)")
         #expect(off[1] >= 99)
+        // An absolute floor first: 8 tenants over 3 engines that cache about four prompts
+        // each all fit when each tenant stays on one engine, so after the warm-up nearly every
+        // prompt token is a hit (a miss only on each prompt's last partial block).
+        #expect(kv[0] >= 90, "the KV-cache-aware gateway keeps every tenant's prompt cached")
         #expect(rr[0] < kv[0] - 20, "round-robin's hit rate is far lower")
     }
 
-    @Test("kvroute validate passes (exit 0) with a JSON report and a log without escape codes or carriage returns",
-          .enabled(if: built))
+    @Test("kvroute validate passes (exit 0) with a JSON report and a log without escape codes or carriage returns")
     func passes() async throws {
         try await withSimCluster(engines: 3) { _, urls in
             let json = Self.temporaryFile("validate")
-            let r = try await ExternalTool.runAsync(Self.binary, [
+            let r = try await ExternalTool.runAsync(try Self.binary, [
                 "validate", "--gateway-url", urls[0], "--metrics-urls", urls.joined(separator: ","), "--reset",
                 "--requests", "12", "--sleep-seconds", "0.01", "--min-hit-rate", "90", "--min-stickiness", "99%", "--json", json,
             ])
@@ -66,7 +61,7 @@ struct CommandTests {
         }
     }
 
-    @Test("kvroute validate exit codes: 1 thresholds, 2 usage, 3 gateway, 4 metrics; one line on stderr", .enabled(if: built))
+    @Test("kvroute validate exit codes: 1 thresholds, 2 usage, 3 gateway, 4 metrics; one line on stderr")
     func exitCodes() async throws {
         try await withSimCluster(engines: 1) { _, urls in
             let quick = ["--requests", "2", "--sleep-seconds", "0"]
@@ -80,7 +75,7 @@ struct CommandTests {
                 (["validate", "--gateway-url", urls[0], "--metrics-urls", urls[0], "--min-hit-rate", "0.9999"] + quick, 1, ""),
             ]
             for c in cases {
-                let r = try await ExternalTool.runAsync(Self.binary, c.args, environment: ["NO_COLOR": "1"])
+                let r = try await ExternalTool.runAsync(try Self.binary, c.args, environment: ["NO_COLOR": "1"])
                 #expect(r.status == c.status, "\(c.args): \(r.stderr)")
                 if c.status == 1 {
                     #expect(r.stdout.contains("FAIL: delta hit rate"), "\(r.stdout.suffix(500))")
