@@ -11,7 +11,7 @@ import Testing
 struct ChaosTests {
     /// The promises every scenario keeps; `allowCutJSON` admits a non-streaming answer the
     /// gateway had to cut because the engine cut it after the headers.
-    static func expectEveryRequestAnswered(_ o: LoadOutcome, _ stack: ChaosStack, allowCutJSON: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectEveryRequestAnswered(_ o: LoadOutcome, _ stack: ProcessStack, allowCutJSON: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) {
         print("chaos: \(o)")
         #expect(o.hung == 0, "requests hung: \(o)", sourceLocation: sourceLocation)
         if allowCutJSON {
@@ -23,21 +23,21 @@ struct ChaosTests {
         #expect(stack.deadProcesses.isEmpty, "\(stack.deadProcesses)", sourceLocation: sourceLocation)
     }
 
-    static func expectNothingInFlight(_ stack: ChaosStack, sourceLocation: SourceLocation = #_sourceLocation) async {
-        let left = await waitForNoneInFlight(stack.gatewayURL, secret: ChaosStack.explainSecret)
+    static func expectNothingInFlight(_ stack: ProcessStack, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let left = await waitForNoneInFlight(stack.gatewayURL, secret: ProcessStack.explainSecret)
         #expect(left == 0, "gateway in-flight count stayed at \(left)", sourceLocation: sourceLocation)
     }
 
     @Test("engines killed mid-run and restarted: every request answered, the gateway lives, nothing left in flight")
     func enginesKilled() async throws {
-        let stack = try ChaosStack()
+        let stack = try ProcessStack()
         defer { stack.stop() }
         try await stack.waitEngines()
         try await stack.startGateway()
         let progress = LoadProgress()
         async let outcome = ChaosLoad(url: stack.gatewayURL, requests: 300, concurrency: 12).run(progress: progress)
         await progress.wait(for: 60)
-        let busy = try await gatewayInFlight(stack.gatewayURL, secret: ChaosStack.explainSecret)
+        let busy = try await gatewayInFlight(stack.gatewayURL, secret: ProcessStack.explainSecret)
         stack.engines[0].kill()
         await progress.wait(for: 120)
         stack.engines[1].kill()
@@ -54,10 +54,10 @@ struct ChaosTests {
 
     @Test("engines stalling after the response headers, for a while or for good: the gateway answers within its timeout")
     func enginesStall() async throws {
-        let stack = try ChaosStack { i in
+        let stack = try ProcessStack { i in
             switch i {
             case 0: ["--stall-rate", "1"]  // every completion, until the engine stops
-            case 1: ["--stall-rate", "0.3", "--stall-ms", "\(ChaosStack.gatewayTimeoutSeconds * 3000)"]
+            case 1: ["--stall-rate", "0.3", "--stall-ms", "\(ProcessStack.gatewayTimeoutSeconds * 3000)"]
             default: []
             }
         }
@@ -71,7 +71,7 @@ struct ChaosTests {
 
     @Test("engines answering garbage metrics and garbage bodies, dropping connections: answered, and the gateway lives")
     func enginesAnswerGarbage() async throws {
-        let stack = try ChaosStack { i in
+        let stack = try ProcessStack { i in
             switch i {
             case 0: ["--garbage-metrics", "mixed", "--invalid-json-rate", "0.2"]
             case 1: ["--garbage-metrics", "nan", "--truncate-rate", "0.2", "--drop-rate", "0.2"]
@@ -88,7 +88,7 @@ struct ChaosTests {
         #expect(metrics.status == 200)
         #expect(TestHTTP.metricSum(metrics.body, "kvroute_engine_samples_rejected_total") > 0, "no rejected engine samples counted")
         // The dashboard still renders (JSON cannot carry NaN or infinity).
-        let dashboard = try await TestHTTP.request(stack.gatewayURL + "/dashboard/data?key=" + ChaosStack.explainSecret, contentType: nil)
+        let dashboard = try await TestHTTP.request(stack.gatewayURL + "/dashboard/data?key=" + ProcessStack.explainSecret, contentType: nil)
         #expect(dashboard.status == 200 && dashboard.json != nil, "dashboard data: \(dashboard.status) \(dashboard.body.prefix(200))")
         #expect(stack.deadProcesses.isEmpty, "\(stack.deadProcesses)")
         await Self.expectNothingInFlight(stack)
@@ -96,7 +96,7 @@ struct ChaosTests {
 
     @Test("an engine restarted with an empty cache and another's cache reset mid-run: answered, and the restarted engine serves again")
     func engineRestartedEmpty() async throws {
-        let stack = try ChaosStack()
+        let stack = try ProcessStack()
         defer { stack.stop() }
         try await stack.waitEngines()
         try await stack.startGateway()
@@ -119,7 +119,7 @@ struct ChaosTests {
     @Test("kvroute epp killed and restarted behind real Envoy: every request answered, Envoy and the new picker running",
           .enabled(if: ExternalTool.available("envoy")))
     func pickerKilledBehindEnvoy() async throws {
-        let stack = try ChaosStack()
+        let stack = try ProcessStack()
         defer { stack.stop() }
         try await stack.waitEngines()
         try await stack.startPickerBehindEnvoy()
@@ -146,7 +146,7 @@ struct ChaosTests {
     @Test("clients walking away at every phase, through the gateway and through Envoy: nothing stuck, everything still serves",
           .enabled(if: ExternalTool.available("envoy")))
     func clientsDisconnect() async throws {
-        let stack = try ChaosStack()
+        let stack = try ProcessStack()
         defer { stack.stop() }
         try await stack.waitEngines()
         try await stack.startGateway()
