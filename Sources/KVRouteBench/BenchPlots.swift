@@ -5,7 +5,13 @@ import Foundation
 public enum BenchPlots {
     static let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
-    public static func write(_ report: BenchReport, to directory: String) throws -> [String] {
+    public static func write(_ full: BenchReport, to directory: String) throws -> [String] {
+        // One load level per chart: the one nearest the cluster's capacity.
+        var report = full
+        if let load = full.results.compactMap(\.load).min(by: { abs($0 - 1) < abs($1 - 1) }) {
+            report.results = full.results.filter { $0.load == load }
+            report.workload += String(format: " at load %.2f", load)
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let files = [("hit-rate.svg", hitRate(report)), ("ttft-cdf.svg", ttftCDF(report)), ("engine-load.svg", engineLoad(report))]
         var written: [String] = []
@@ -41,7 +47,8 @@ public enum BenchPlots {
             body += "<text x=\"\(x + bw / 2)\" y=\"\(top + h - bh - 6)\" text-anchor=\"middle\">\(String(format: "%.1f%%", p.hitRate * 100))</text>"
             body += "<text x=\"\(x + bw / 2)\" y=\"\(top + h + 18)\" text-anchor=\"middle\">\(p.policy)</text>"
         }
-        for (bound, label, dash) in [(r.upperBoundHitRate, "upper bound", "6 4"), (r.clusterCapacityHitRate, "cluster capacity", "2 3")] {
+        let upper = r.results.map(\.upperBoundHitRate).max() ?? 0, capacity = r.results.map(\.clusterCapacityHitRate).max() ?? 0
+        for (bound, label, dash) in [(upper, "upper bound", "6 4"), (capacity, "cluster capacity", "2 3")] {
             let y = top + h - bound * h
             body += "<line x1=\"\(left)\" x2=\"\(left + w)\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"black\" stroke-dasharray=\"\(dash)\"/><text x=\"\(left + w)\" y=\"\(y - 4)\" text-anchor=\"end\">\(label) \(String(format: "%.1f%%", bound * 100))</text>"
         }

@@ -84,6 +84,8 @@ public struct SharedPrefixWorkload: Workload {
 
 /// Users holding conversations: a shared system prompt, then rounds whose history grows with
 /// each question and the engine's actual answer (production-stack's multi-round QA).
+/// Closed loop by default (`activeUsers` at once); with `userRate` set, users arrive as a
+/// Poisson process and each waits a think time in `thinkTime` before the next round.
 public struct MultiTurnWorkload: Workload {
     public var users: Int
     public var rounds: Int
@@ -92,23 +94,35 @@ public struct MultiTurnWorkload: Workload {
     public var answerTokens: Int
     /// Users active at once; a finished user's slot goes to the next user.
     public var activeUsers: Int
+    /// New users per second (open loop); nil: closed loop.
+    public var userRate: Double?
+    /// Seconds a user reads and types before the next round (open loop).
+    public var thinkTime: ClosedRange<Double> = 2...10
     public var seed: UInt64
 
-    public init(users: Int = 10, rounds: Int = 5, systemTokens: Int = 1000, questionTokens: Int = 50, answerTokens: Int = 100, activeUsers: Int? = nil, seed: UInt64 = 1) {
+    public init(users: Int = 10, rounds: Int = 5, systemTokens: Int = 1000, questionTokens: Int = 50, answerTokens: Int = 100, activeUsers: Int? = nil, userRate: Double? = nil, seed: UInt64 = 1) {
         self.users = users
         self.rounds = rounds
         self.systemTokens = systemTokens
         self.questionTokens = questionTokens
         self.answerTokens = answerTokens
         self.activeUsers = activeUsers ?? users
+        self.userRate = userRate
         self.seed = seed
     }
 
     public var name: String { "multi-turn" }
-    public var concurrency: Int? { activeUsers }
+    public var concurrency: Int? { userRate == nil ? activeUsers : nil }
     public var settings: [String: String] {
-        ["users": "\(users)", "rounds": "\(rounds)", "system_tokens": "\(systemTokens)", "question_tokens": "\(questionTokens)",
-         "answer_tokens": "\(answerTokens)", "active_users": "\(activeUsers)"]
+        var s = ["users": "\(users)", "rounds": "\(rounds)", "system_tokens": "\(systemTokens)", "question_tokens": "\(questionTokens)",
+                 "answer_tokens": "\(answerTokens)"]
+        if let userRate {
+            s["user_rate_per_s"] = String(format: "%.2f", userRate)
+            s["think_time_s"] = "\(thinkTime.lowerBound)-\(thinkTime.upperBound)"
+        } else {
+            s["active_users"] = "\(activeUsers)"
+        }
+        return s
     }
 
     var system: String { SyntheticText.make(tokens: systemTokens, seed: seed &* 7_919) }
@@ -117,20 +131,45 @@ public struct MultiTurnWorkload: Workload {
         SyntheticText.make(tokens: questionTokens, seed: seed ^ UInt64(user * 1_000 + round + 11))
     }
 
-    func request(id: Int, user: Int, round: Int, history: [ChatMessage]) -> BenchRequest {
+    func request(id: Int, user: Int, round: Int, history: [ChatMessage], arrival: Double?) -> BenchRequest {
         let messages = history + [ChatMessage(role: "user", content: question(user: user, round: round))]
         let (prompt, tokens) = PromptBuilder().chat(messages)
-        return BenchRequest(id: id, arrival: nil, session: "user-\(user)", client: user, round: round, prompt: prompt, tokens: tokens, maxTokens: answerTokens, apiKind: .chatCompletions)
+        return BenchRequest(id: id, arrival: arrival, session: "user-\(user)", client: user, round: round, prompt: prompt, tokens: tokens, maxTokens: answerTokens, apiKind: .chatCompletions)
+    }
+
+    /// Open loop: `factor` times as many users over the same span; closed loop: unchanged
+    /// arrival times (there are none), so the default applies.
+    public func scaled(by factor: Double) -> any Workload {
+        guard let userRate else { return RateScaledWorkload(base: self, factor: factor) }
+        var w = self
+        w.users = max(1, Int((Double(users) * factor).rounded()))
+        w.userRate = userRate * factor
+        w.activeUsers = w.users
+        return w
     }
 
     public func initialRequests() -> [BenchRequest] {
-        (0..<users).map { request(id: $0, user: $0, round: 0, history: [ChatMessage(role: "system", content: system)]) }
+        var draw = Draw(seed: seed &+ 0x5EED)
+        var t = 0.0
+        return (0..<users).map {
+            var arrival: Double?
+            if let userRate {
+                t += draw.exponential(mean: 1 / userRate)
+                arrival = t
+            }
+            return request(id: $0, user: $0, round: 0, history: [ChatMessage(role: "system", content: system)], arrival: arrival)
+        }
     }
 
     public func next(after previous: BenchRequest, answer: [UInt32], id: Int) -> BenchRequest? {
         guard previous.round + 1 < rounds, case .messages(let msgs) = previous.prompt else { return nil }
         let history = msgs + [ChatMessage(role: "assistant", content: ApproximateTokenizer().decode(answer))]
-        return request(id: id, user: previous.client, round: previous.round + 1, history: history)
+        var think: Double?
+        if userRate != nil {
+            var draw = Draw(seed: SplitMix64.mix(seed, UInt64(previous.client * 1_000 + previous.round)))
+            think = draw.uniform(thinkTime)
+        }
+        return request(id: id, user: previous.client, round: previous.round + 1, history: history, arrival: think)
     }
 }
 

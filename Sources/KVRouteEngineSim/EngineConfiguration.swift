@@ -10,7 +10,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// 80 GB × 0.9 − 6.4 GB weights − ~2 GB activations ≈ 63.5 GB; at 112 KiB of KV per token
     /// (28 layers × 8 KV heads × 128 dims × 2 (K,V) × 2 bytes) that is ≈ 553k tokens.
     public var numGPUBlocks: Int
-    /// Maximum concurrently running sequences (vLLM `--max-num-seqs`).
+    /// Maximum concurrently running sequences (vLLM `--max-num-seqs`). vLLM's V1 engine
+    /// defaults it by hardware and entry point: 1024 for the OpenAI server on a GPU with
+    /// 70 GiB or more (an H100-80GB), with 8,192 batched tokens per step.
     public var maxNumSeqs: Int
     /// Token budget per engine step (vLLM `--max-num-batched-tokens`).
     public var maxNumBatchedTokens: Int
@@ -43,7 +45,7 @@ public struct EngineConfiguration: Sendable, Hashable {
         model: String = "meta-llama/Llama-3.2-3B-Instruct",
         blockSize: Int = 16,
         numGPUBlocks: Int = 34_560,
-        maxNumSeqs: Int = 256,
+        maxNumSeqs: Int = 1024,
         maxNumBatchedTokens: Int = 8_192,
         maxModelLen: Int = 131_072,
         enableChunkedPrefill: Bool = true,

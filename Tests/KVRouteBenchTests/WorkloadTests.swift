@@ -101,7 +101,7 @@ struct ReportArithmeticTests {
         #expect(r.loadMaxOverMean == 1)
         #expect(r.preemptions == 1)
         #expect(r.ttftP50Ms == 20)
-        #expect(abs(r.decisionUsP99 - 30) < 1e-9)
+        #expect(abs((r.decisionUsP99 ?? 0) - 30) < 1e-9)
     }
 
     @Test("bounds: unlimited cache hits every repeated block; a tiny cluster cache hits less")
