@@ -60,9 +60,8 @@ public final class ProcessStack: @unchecked Sendable {
         try await waitForOK(gatewayURL + "/health", process: g)
     }
 
-    /// `kvroute epp` over the engines (or `endpoints`), and real Envoy in front of it routing
-    /// to the engines.
-    public func startPickerBehindEnvoy(extra: [String] = [], endpoints: String? = nil) async throws {
+    /// `kvroute epp` over the engines (or `endpoints`), listening on ``pickerPorts``.
+    public func startPicker(extra: [String] = [], endpoints: String? = nil) async throws {
         pickerPorts = (freePort(), freePort(), freePort())
         let p = try ManagedProcess(kvroute: [
             "epp", "--host", "127.0.0.1", "--grpc-port", "\(pickerPorts.grpc)", "--health-port", "\(pickerPorts.health)",
@@ -70,7 +69,12 @@ public final class ProcessStack: @unchecked Sendable {
         ] + extra, name: "epp")
         picker = p
         try await waitForPort(pickerPorts.grpc)
-        let e = try ManagedEnvoy(eppPort: pickerPorts.grpc, eppHealthPort: pickerPorts.health, engines: engineURLs)
+    }
+
+    /// ``startPicker(extra:endpoints:)``, and real Envoy in front of it routing to the engines.
+    public func startPickerBehindEnvoy(extra: [String] = [], endpoints: String? = nil, envoyConfig: String = "envoy-epp.yaml") async throws {
+        try await startPicker(extra: extra, endpoints: endpoints)
+        let e = try ManagedEnvoy(config: envoyConfig, eppPort: pickerPorts.grpc, eppHealthPort: pickerPorts.health, engines: engineURLs)
         envoy = e
         try await e.waitReady()
     }

@@ -47,6 +47,38 @@ public final class PrometheusServer: @unchecked Sendable {
         return Double(s)
     }
 
+    /// One alert as /api/v1/alerts lists it.
+    public struct Alert: Sendable {
+        public var name: String
+        public var state: String
+        public var labels: [String: String]
+    }
+
+    /// The alerts pending or firing now (GET /api/v1/alerts).
+    public func alerts() async throws -> [Alert] {
+        let r = try await TestHTTP.request(url + "/api/v1/alerts", contentType: nil)
+        guard r.status == 200, let data = r.json?["data"] as? [String: Any], let list = data["alerts"] as? [[String: Any]] else {
+            throw Failure(description: "/api/v1/alerts: \(r.status) \(r.body.prefix(300))")
+        }
+        return list.map { a in
+            let labels = a["labels"] as? [String: String] ?? [:]
+            return Alert(name: labels["alertname"] ?? "", state: a["state"] as? String ?? "", labels: labels)
+        }
+    }
+
+    /// Polls /api/v1/alerts until `name` is in `state` (up to `timeout` seconds); that alert.
+    public func waitForAlert(_ name: String, state: String = "firing", timeout: Double = 20) async throws -> Alert {
+        let deadline = Date().addingTimeInterval(timeout)
+        var seen: [Alert] = []
+        while Date() < deadline {
+            guard process.process.isRunning else { throw Failure(description: "prometheus exited: \(process.log.suffix(2000))") }
+            seen = (try? await alerts()) ?? seen
+            if let a = seen.first(where: { $0.name == name && $0.state == state }) { return a }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw Failure(description: "\(name) never became \(state) within \(timeout) s; alerts: \(seen.map { "\($0.name)=\($0.state)" })")
+    }
+
     /// Polls a query until its value reaches `atLeast` (up to `timeout` seconds).
     public func waitForQuery(_ promql: String, atLeast: Double, timeout: Double = 30) async throws -> Double {
         let deadline = Date().addingTimeInterval(timeout)
