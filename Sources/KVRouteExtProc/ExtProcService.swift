@@ -44,9 +44,15 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         var stream = ExtProcStream()
         var subsetHint: [EndpointAddress]?
         var lease: RoutingLease?
+        var span = RequestSpan.none
         // A stream that ends before its response did (Envoy skips the response side, or the
         // request failed) still ends the lease, on the endpoint it is counted on.
-        defer { if let lease { lease.finished(servedBy: lease.endpoint, outcome: .unobserved) } }
+        defer {
+            if let lease {
+                lease.finished(servedBy: lease.endpoint, outcome: .unobserved)
+                span.finished(servedBy: lease.endpoint, outcome: .unobserved)
+            }
+        }
         for try await message in request {
             if let lease, let served = ExtProcMessages.servedEndpoint(message), lease.endpoints.contains(served) {
                 lease.serving(served)
@@ -58,6 +64,10 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
                 metrics.streamOpened(mode: h.endOfStream ? .none : mode)
                 subsetHint = ExtProcMessages.subsetHint(message.metadataContext)
                 let pairs = ExtProcMessages.headers(h.headers)
+                if RequestTracing.isEnabled {
+                    let headers = Dictionary(pairs.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { a, _ in a })
+                    span = RequestSpan.start(.epp, path: headers[":path"] ?? "/") { headers[$0] }
+                }
                 action = stream.requestHeaders(
                     pairs, session: SessionKey.normalize(pairs: pairs), endOfStream: h.endOfStream,
                     requestMode: mode, responseMode: ExtProcMessages.bodyMode(message.protocolConfig.responseBodyMode))
@@ -74,11 +84,12 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             case nil:
                 continue
             }
-            if let l = try await perform(action, lease: lease, subsetHint: subsetHint, mode: stream.requestMode, opened: opened, response) {
+            if let l = try await perform(action, lease: lease, subsetHint: subsetHint, mode: stream.requestMode, opened: opened, span: span, response) {
                 lease = l
             }
             if stream.responseComplete, let lease {
                 lease.finished(servedBy: lease.endpoint, outcome: .answered(status: nil), usage: ResponseUsage.parse(tail: stream.responseTail))
+                span.finished(servedBy: lease.endpoint, outcome: .answered(status: nil))
             }
         }
     }
@@ -86,7 +97,7 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
     /// Carries out one action; returns the lease when it routed the request.
     func perform(
         _ action: ExtProcStream.Action, lease: RoutingLease?, subsetHint: [EndpointAddress]?, mode: ExtProcStream.BodyMode,
-        opened: ContinuousClock.Instant, _ response: RPCWriter<ProcessingResponse>
+        opened: ContinuousClock.Instant, span: RequestSpan = .none, _ response: RPCWriter<ProcessingResponse>
     ) async throws -> RoutingLease? {
         var r = ProcessingResponse()
         switch action {
@@ -117,11 +128,12 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             r.responseTrailers = Envoy_Service_ExtProc_V3_TrailersResponse()
         case .reject(let status, let message):
             router.refused(model: "", status: status)
+            span.refused(status: status, reason: message)
             r = ExtProcMessages.immediate(status: status, message: message)
         case .protocolError(let why):
             throw RPCError(code: .failedPrecondition, message: why)
         case .decide(let info, let body, let phase):
-            return try await decide(info, body: body, phase: phase, subsetHint: subsetHint, mode: mode, opened: opened, response)
+            return try await decide(info, body: body, phase: phase, subsetHint: subsetHint, mode: mode, opened: opened, span: span, response)
         }
         try await response.write(r)
         return nil
@@ -129,7 +141,7 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
 
     func decide(
         _ info: ExtProcStream.RequestInfo, body: [UInt8], phase: ExtProcStream.Phase, subsetHint: [EndpointAddress]?,
-        mode: ExtProcStream.BodyMode, opened: ContinuousClock.Instant, _ response: RPCWriter<ProcessingResponse>
+        mode: ExtProcStream.BodyMode, opened: ContinuousClock.Instant, span: RequestSpan = .none, _ response: RPCWriter<ProcessingResponse>
     ) async throws -> RoutingLease? {
         let started = ContinuousClock.now
         let lease: RoutingLease
@@ -146,9 +158,11 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         } catch let e as KVRouteError {
             let status = OpenAIErrorBody.status(for: e)
             logger.debug("rejected", metadata: ["status": "\(status)", "error": "\(e)", "path": "\(info.path)"])
+            span.refused(status: status, reason: e.message)
             try await response.write(ExtProcMessages.immediate(status: status, message: e.message))
             return nil
         }
+        span.decided(lease)
         let decision = lease.decision
         let request = lease.request
         let primary = decision.endpoints[0]

@@ -25,6 +25,18 @@ extension Gateway {
     /// endpoint that served it (a fallback's answer moves the in-flight count and the prefix
     /// index there). Answers carry `x-session-token` naming that endpoint.
     func complete(_ req: Request, _ ctx: BasicRequestContext, kind: APIKind) async throws -> Response {
+        let span = RequestSpan.start(.gateway, path: req.uri.path) { name in HTTPField.Name(name).flatMap { req.headers[$0] } }
+        do {
+            return try await complete(req, kind: kind, span: span)
+        } catch {
+            // Requests that end here end their span here (an answer's span ends with its body).
+            let e = error as? GatewayError
+            span.refused(status: e.map { Int($0.status.code) } ?? 500, reason: e?.message ?? "\(error)")
+            throw error
+        }
+    }
+
+    private func complete(_ req: Request, kind: APIKind, span: RequestSpan) async throws -> Response {
         let started = ContinuousClock.now
         let timeout = configuration.upstreamTimeout
         let deadline = started + .milliseconds(timeout.isFinite ? Int64(min(max(timeout, 0), 1e9) * 1000) : 1_000_000_000_000)
@@ -63,8 +75,9 @@ extension Gateway {
             logger.warning("no endpoint can take the request", metadata: ["request.id": "\(requestID)", "error": "\(e.message)"])
             throw GatewayError(HTTPResponse.Status(code: OpenAIErrorBody.status(for: e)), "no endpoint can take the request")
         }
+        span.decided(lease)
         let explain = explanationAllowed(req.headers)
-        let context = ProxyContext(requestID: requestID, lease: lease, explain: explain, deadline: deadline)
+        let context = ProxyContext(requestID: requestID, lease: lease, explain: explain, deadline: deadline, span: span)
 
         var failures: [String] = []
         let endpoints = lease.endpoints
@@ -92,6 +105,7 @@ extension Gateway {
                 // The engine may have the request: sending it again could run it twice.
                 let timedOut = ContinuousClock.now >= deadline
                 lease.finished(servedBy: nil, outcome: .failed(code: timedOut ? 504 : 502))
+                span.finished(servedBy: nil, outcome: .failed(code: timedOut ? 504 : 502))
                 logger.error("engine failed before answering", metadata: [
                     "request.id": "\(requestID)", "endpoint": "\(endpoint)", "error": "\(error)", "failures": "\(failures.joined(separator: "; "))"])
                 throw timedOut
@@ -112,6 +126,7 @@ extension Gateway {
             return try await answer(response, from: endpoint, attempt: attempt, context)
         }
         lease.finished(servedBy: nil, outcome: .failed(code: 502))
+        span.finished(servedBy: nil, outcome: .failed(code: 502))
         logger.error("no endpoint could serve the request", metadata: [
             "request.id": "\(requestID)", "failures": "\(failures.joined(separator: "; "))"])
         throw GatewayError(.badGateway, "no endpoint could serve the request")
@@ -123,6 +138,7 @@ extension Gateway {
         var lease: RoutingLease
         var explain: Bool
         var deadline: ContinuousClock.Instant
+        var span: RequestSpan
         var inference: InferenceRequest { lease.request }
         var decision: RoutingDecision { lease.decision }
     }
@@ -199,6 +215,7 @@ extension Gateway {
         usage: ResponseUsage? = nil, error: (any Error)? = nil
     ) {
         c.lease.finished(servedBy: endpoint, outcome: outcome, usage: usage)
+        c.span.finished(servedBy: endpoint, outcome: outcome)
         if outcome == .answered(status: status.code), status.code < 400 {
             dashboard.recordRouted(endpoint, session: c.inference.sessionKey, decisionSeconds: c.decision.decisionSeconds)
         }

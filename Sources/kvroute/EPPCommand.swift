@@ -32,6 +32,7 @@ struct EPPCommand: AsyncParsableCommand {
     @Option(help: "DNS re-resolution interval for endpoint names, s.") var discoveryIntervalS = 5
     @Option(help: "Seed for tie-breaks and random choices (default: random).") var seed: UInt64?
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var tracing: TracingOptions
 
     func run() async throws {
         let logger = logging.bootstrap(label: "kvroute.epp")
@@ -55,9 +56,10 @@ struct EPPCommand: AsyncParsableCommand {
         }
         let picker: PickerServer
         do { picker = try PickerServer(configuration: c, logger: logger) } catch let e as KVRouteError { throw ValidationError(e.message) }
+        let tracer = try tracing.bootstrap(serviceName: "kvroute-epp", logger: logger)
         await picker.warmUp()
         try await CommandFailure.reporting("epp") {
-            let servers = ServerGroup(try picker.services(), logger: logger)
+            let servers = ServerGroup((tracer.map { [$0] } ?? []) + (try picker.services()), logger: logger)
             guard let ports = try await servers.untilListening({ await picker.waitUntilListening() }) else { return }
             logger.info("endpoint picker listening", metadata: [
                 "grpc": "\(host):\(ports.grpc)", "health": "\(host):\(ports.health)", "metrics": "\(host):\(ports.metrics)",

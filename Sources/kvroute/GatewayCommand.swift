@@ -40,6 +40,7 @@ struct GatewayCommand: AsyncParsableCommand {
         valueName: "secret")) var explainSecret: String?
     @Option(help: "Seed for tie-breaks and random choices (default: random).") var seed: UInt64?
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var tracing: TracingOptions
 
     enum PickerSwitch: String, ExpressibleByArgument { case on, off }
 
@@ -83,9 +84,10 @@ struct GatewayCommand: AsyncParsableCommand {
         do { gateway = try Gateway(configuration: try gatewayConfiguration(), logger: logger) } catch let e as KVRouteError {
             throw ValidationError(e.message)
         }
+        let tracer = try tracing.bootstrap(serviceName: "kvroute-gateway", logger: logger)
         await gateway.warmUp()
         try await CommandFailure.reporting("gateway", named: false) {
-            let servers = ServerGroup(gateway.services, logger: logger)
+            let servers = ServerGroup((tracer.map { [$0] } ?? []) + gateway.services, logger: logger)
             guard let bound = try await servers.untilListening({ await gateway.waitUntilListening() }) else { return }
             logger.info("gateway listening", metadata: [
                 "url": "http://\(host):\(bound)", "mode": "\(gateway.router.policy.mode.rawValue)",
