@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The decision core: pure values in, values out. No NIO, HTTP, gRPC or logging.
@@ -60,6 +61,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Percentiles over an HdrHistogram: the bench's, the validator's and the dashboard's.
+        .target(
+            name: "KVRouteStats",
+            dependencies: [
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -128,6 +137,7 @@ let package = Package(
                 "KVRouteCore",
                 "KVRouteDataLayer",
                 "KVRouteRouting",
+                "KVRouteStats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -142,7 +152,7 @@ let package = Package(
         .target(
             name: "KVRouteValidate",
             dependencies: [
-                "KVRouteDataLayer", "KVRouteSSE",
+                "KVRouteDataLayer", "KVRouteSSE", "KVRouteStats",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -193,7 +203,7 @@ let package = Package(
         .target(
             name: "KVRouteBench",
             dependencies: [
-                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting", "KVRouteSSE",
+                "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting", "KVRouteSSE", "KVRouteStats",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -246,12 +256,29 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRouteSSETests",
-            dependencies: ["KVRouteSSE"],
+            dependencies: ["KVRouteSSE", "KVRouteStats"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "KVRouteCoreTests",
             dependencies: ["KVRouteCore", "KVRouteTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // Precise prefix-cache state: which engine holds which KV block, from the engines'
+        // own KV events (an index fed by one ZMQ subscriber per engine).
+        .target(
+            name: "KVRoutePrecise",
+            dependencies: [
+                "KVRouteKVEvents",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRoutePreciseTests",
+            dependencies: ["KVRoutePrecise", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -56,6 +56,8 @@ public final class KVEventPublisher: Sendable {
     struct State {
         var pending: [[UInt8]] = []
         var running = true
+        /// Batches still to hold back from PUB (see ``loseNext(_:)``).
+        var toLose = 0
         var statistics = Statistics()
     }
 
@@ -126,6 +128,13 @@ public final class KVEventPublisher: Sendable {
 
     public var statistics: Statistics { state.withLock { $0.statistics } }
 
+    /// The next `count` batches get their seq and go to the replay buffer but are not sent:
+    /// what a subscriber sees when libzmq drops for it at the high-water mark (a fault to
+    /// test gap handling).
+    public func loseNext(_ count: Int) {
+        state.withLock { $0.toLose = max(0, count) }
+    }
+
     /// Sends what is queued, closes the sockets and stops the thread (waits up to 5 s).
     public func close() {
         state.withLock { $0.running = false }
@@ -172,8 +181,13 @@ public final class KVEventPublisher: Sendable {
                     return (b, s.running)
                 }
                 for payload in batch {
+                    let lose = state.withLock { s in
+                        guard s.toLose > 0 else { return false }
+                        s.toLose -= 1
+                        return true
+                    }
                     // PUB never blocks: at its high-water mark libzmq drops for that subscriber.
-                    _ = try? pub.send([topic, KVEventMessage.sequenceBytes(sequence), payload])
+                    if !lose { _ = try? pub.send([topic, KVEventMessage.sequenceBytes(sequence), payload]) }
                     ring.append(sequence, payload)
                     sequence += 1
                 }

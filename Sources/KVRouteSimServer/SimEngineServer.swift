@@ -12,7 +12,9 @@ import Logging
 /// `GET /v1/models`, `GET /health`, `GET /metrics`, `POST /reset_prefix_cache`,
 /// `POST /tokenize`, the worker-info routes routers probe (`/model_info`, `/server_info`,
 /// `/version`), `GET|POST /admin/faults` for failure injection and `GET /debug/kv_blocks`
-/// (the cached block hashes, to check an index built from the engine's KV events).
+/// (the cached block hashes, to check an index built from the engine's KV events), and
+/// `POST /admin/kv_events/lose?count=N` (the next N event batches are kept for replay but not
+/// sent, to test a subscriber's gap handling).
 public struct SimEngineServer: Sendable {
     public struct Configuration: Sendable {
         /// Name sent in `x-inference-pod` (a pod name in Kubernetes).
@@ -85,6 +87,15 @@ public struct SimEngineServer: Sendable {
         }
         router.post("/tokenize") { req, ctx in try await self.tokenize(req, ctx) }
         router.get("/debug/kv_blocks") { _, _ in try self.kvBlocksResponse() }
+        // A fault for gap handling: `?count=N` batches are numbered and kept for replay, not sent.
+        router.post("/admin/kv_events/lose") { req, _ -> Response in
+            guard let kvEvents = self.kvEvents else { throw OpenAIError(.notFound, "this engine publishes no KV events") }
+            guard let count = req.uri.queryParameters.get("count", as: Int.self), (0...1_000_000).contains(count) else {
+                throw OpenAIError.badRequest("count: an integer in 0...1000000 required", param: "count")
+            }
+            kvEvents.loseNext(count)
+            return Response(status: .ok)
+        }
         router.get("/model_info") { _, _ in self.json(self.modelInfoJSON()) }
         router.get("/get_model_info") { _, _ in self.json(self.modelInfoJSON()) }
         router.get("/server_info") { _, _ in self.json(self.serverInfoJSON()) }
