@@ -4,27 +4,22 @@ import KVRouteRouting
 /// A routing policy compared by the benchmark, with the name the report uses.
 public struct BenchPolicy: Sendable {
     public var name: String
-    public var mode: RoutingMode
-    public var config: EndpointPickerConfig?
+    /// The routing configuration: a built-in or a file.
+    public var config: EndpointPickerConfig
 
     public static let standardNames = ["random", "round-robin", "session-hash", "least-load", "approx-prefix", "kvroute"]
 
     /// Resolves a policy name: one of ``standardNames``, or `config:PATH` for an
     /// EndpointPickerConfig file.
     public static func named(_ name: String) throws -> BenchPolicy {
+        if let config = EndpointPickerConfig.builtIn(name) { return BenchPolicy(name: name, config: config) }
         switch name {
-        case "random": return BenchPolicy(name: name, mode: .random)
-        case "round-robin": return BenchPolicy(name: name, mode: .roundRobin)
-        case "session-hash": return BenchPolicy(name: name, mode: .consistentHash)
-        case "least-load": return BenchPolicy(name: name, mode: .picker, config: try .load(yaml: EndpointPickerConfig.leastLoadYAML))
-        case "approx-prefix": return BenchPolicy(name: name, mode: .picker, config: .llmdDefault)
-        case "kvroute": return BenchPolicy(name: name, mode: .picker, config: .kvrouteDefault)
         default:
             if name.hasPrefix("config:") {
                 let path = String(name.dropFirst("config:".count))
-                return BenchPolicy(name: name, mode: .picker, config: try .load(path: path))
+                return BenchPolicy(name: name, config: try .load(path: path))
             }
-            throw KVRouteError(code: .invalidConfiguration, message: "unknown policy \"\(name)\" (known: \(standardNames.joined(separator: ", ")), config:FILE)")
+            throw KVRouteError(code: .invalidConfiguration, message: "unknown policy \"\(name)\" (known: \(standardNames.joined(separator: ", ")), \(EndpointPickerConfig.builtInNames.joined(separator: ", ")), config:FILE)")
         }
     }
 
@@ -32,7 +27,7 @@ public struct BenchPolicy: Sendable {
     /// the simulation hands it the snapshots of each decision.
     func makeRouter(seed: UInt64) throws -> RequestRouter {
         try RequestRouter(
-            configuration: .init(mode: mode, pickerConfig: config ?? .kvrouteDefault, ringSize: 4096, seed: seed, maxAttempts: 1),
+            configuration: .init(pickerConfig: config, ringSize: 4096, seed: seed, maxAttempts: 1),
             metrics: PickerMetrics(poolName: "bench"), snapshots: { [] })
     }
 }
