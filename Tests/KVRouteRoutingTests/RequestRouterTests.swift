@@ -132,6 +132,36 @@ struct RequestRouterTests {
         #expect(picked.primary == Self.endpoints[2])
     }
 
+    /// Keeps the outcomes the ledger hands its states.
+    struct Outcomes: LedgerState {
+        var seen: [RequestOutcome] = []
+        mutating func learn(_ event: LedgerEvent) {
+            if case .finished(_, let o) = event { seen.append(o) }
+        }
+    }
+
+    @Test("what the front door observed — time to first byte, token usage, status — reaches the ledger's states")
+    func outcomesReachTheLedger() throws {
+        let router = try Self.router()
+        let key = LedgerKey<Outcomes>("test/outcomes")
+        router.scheduler.withLedger { $0.install(LedgerStateSpec(key) { Outcomes() }) }
+        let started = ContinuousClock.now
+        let lease = try router.route(Self.request("observed"), started: started)
+        lease.firstByte(at: started + .milliseconds(250))
+        lease.firstByte(at: started + .seconds(9))
+        lease.finished(servedBy: lease.primary, outcome: .answered(status: 200),
+                       usage: ResponseUsage(promptTokens: 120, completionTokens: 7, cachedTokens: 64))
+        let unobserved = try router.route(Self.request("unobserved"))
+        unobserved.finished(servedBy: nil, outcome: .failed(code: 502))
+        let seen = try #require(router.scheduler.withLedger { $0[key] }).seen
+        #expect(seen.count == 2)
+        let o = try #require(seen.first)
+        #expect(o.servedBy == lease.primary && o.result == .answered(status: 200))
+        #expect(o.timeToFirstByte.map { abs($0 - 0.25) < 1e-9 } == true)
+        #expect(o.promptTokens == 120 && o.cachedTokens == 64 && o.completionTokens == 7)
+        #expect(seen[1].result == .failed(code: 502) && seen[1].timeToFirstByte == nil && seen[1].promptTokens == nil)
+    }
+
     @Test("errors are KVRouteErrors with their HTTP status, counted by status")
     func refusals() throws {
         let router = try Self.router()
