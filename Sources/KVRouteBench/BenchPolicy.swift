@@ -9,18 +9,15 @@ public struct BenchPolicy: Sendable {
 
     public static let standardNames = ["random", "round-robin", "session-hash", "least-load", "approx-prefix", "kvroute"]
 
-    /// Resolves a policy name: one of ``standardNames``, or `config:PATH` for an
-    /// EndpointPickerConfig file.
+    /// Resolves a policy name: one of ``standardNames`` or a built-in configuration's name
+    /// (``EndpointPickerConfig/builtIn(_:)``), or `config:PATH` for an EndpointPickerConfig file.
     public static func named(_ name: String) throws -> BenchPolicy {
         if let config = EndpointPickerConfig.builtIn(name) { return BenchPolicy(name: name, config: config) }
-        switch name {
-        default:
-            if name.hasPrefix("config:") {
-                let path = String(name.dropFirst("config:".count))
-                return BenchPolicy(name: name, config: try .load(path: path))
-            }
-            throw KVRouteError(code: .invalidConfiguration, message: "unknown policy \"\(name)\" (known: \(standardNames.joined(separator: ", ")), \(EndpointPickerConfig.builtInNames.joined(separator: ", ")), config:FILE)")
+        if name.hasPrefix("config:") {
+            let path = String(name.dropFirst("config:".count))
+            return BenchPolicy(name: name, config: try .load(path: path))
         }
+        throw KVRouteError(code: .invalidConfiguration, message: "unknown policy \"\(name)\" (known: \((standardNames + EndpointPickerConfig.builtInNames.filter { !standardNames.contains($0) }).joined(separator: ", ")), config:FILE)")
     }
 
     /// A fresh router for one run (its own prefix index and counters), the front doors' kind;

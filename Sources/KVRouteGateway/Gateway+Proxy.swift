@@ -172,7 +172,10 @@ extension Gateway {
         }
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             var tail: [UInt8] = []
+            var first = true
             let outcome = await UpstreamBody.pump(response.body, idle: idle, deadline: c.deadline) { chunk in
+                // The stream's first event: the time to first token the routing core learns from.
+                if first { c.lease.firstByte(); first = false }
                 ResponseUsage.keepTail(&tail, chunk.readableBytesView)
                 try await writer.write(chunk)
             }
