@@ -44,6 +44,10 @@ public struct SchedulingResult: Sendable {
     public var primary: EndpointAddress
     public var fallbacks: [EndpointAddress]
     public var explanation: DecisionExplanation
+    /// Why the primary profile did not decide, when its handler's fallback did (`picker-error: …`).
+    public var fallbackReason: String?
+    /// The profile that decided.
+    public var profile: String { explanation.profile }
     /// `ip:port,ip:port…` for `x-gateway-destination-endpoint`.
     public var destinationHeaderValue: String {
         ([primary] + fallbacks).map(\.description).joined(separator: ",")

@@ -1,28 +1,116 @@
 import Foundation
 import Yams
 
+/// A plugin as a configuration names it: its type, its name (the type unless given) and
+/// its parameters. ``PluginRegistry/make(_:)`` builds an instance from it.
+public struct PluginSpec: Sendable {
+    public var type: String
+    public var name: String
+    public var parameters: [String: SendableValue]
+
+    public init(type: String, name: String? = nil, parameters: [String: SendableValue] = [:]) {
+        self.type = type
+        self.name = name ?? type
+        self.parameters = parameters
+    }
+}
+
+/// A scheduling profile as a configuration names it: plugins by name, scorers weighted.
+public struct ProfileSpec: Sendable {
+    public struct Entry: Sendable {
+        public var pluginRef: String
+        public var weight: Double?
+    }
+    public var name: String
+    public var plugins: [Entry]
+}
+
 /// An llm-d / Gateway API Inference Extension `EndpointPickerConfig`: plugins by `type`
-/// (with an optional `name`) and scheduling profiles that weight them.
+/// (with an optional `name`) and scheduling profiles that weight them. A configuration is
+/// data: specs, validated when loaded (the same checks every Scheduler's fresh instances
+/// pass); ``instantiate(ringSize:)`` builds the plugins.
 public struct EndpointPickerConfig: Sendable {
-    /// A profile: filters in order, weighted scorers, one picker.
+    /// A profile with its plugins: filters in order, weighted scorers, one picker.
     public struct Profile: Sendable {
         public var name: String
         public var filters: [any EndpointFilter]
         public var scorers: [(scorer: any EndpointScorer, weight: Double)]
         public var picker: any EndpointPicker
+
+        /// The ledger states the profile's plugins read.
+        var ledgerStates: [LedgerStateSpec] { scorers.flatMap(\.scorer.ledgerStates) + picker.ledgerStates }
     }
 
-    public var profiles: [Profile]
+    /// Fresh plugins for one Scheduler: every profile (those the handler implies included),
+    /// the primary's name and the profile handler.
+    public struct Plugins: Sendable {
+        public var profiles: [String: Profile]
+        public var primary: String
+        public var handler: any ProfileHandler
+        public var primaryProfile: Profile { profiles[primary]! }
+    }
+
+    /// The name the configuration goes by (a built-in's name, else `custom`).
+    public var name: String
+    public var plugins: [PluginSpec]
+    /// The profiles as written (or one `default` profile of every plugin when none is).
+    public var profileSpecs: [ProfileSpec]
     /// The YAML this configuration came from.
     public var source: String
 
-    /// The profile requests use (kvroute runs one profile per request; with several, the
-    /// one named `default`, else the first).
-    public var primaryProfile: Profile {
-        profiles.first { $0.name == "default" } ?? profiles[0]
+    /// The profiles, with fresh plugins.
+    public var profiles: [Profile] {
+        let built = try! instantiate()
+        return profileSpecs.compactMap { built.profiles[$0.name] }
     }
 
-    public static func load(yaml: String) throws -> EndpointPickerConfig {
+    /// The profile requests use unless the profile handler says otherwise: the one named
+    /// `default`, else the first.
+    public var primaryProfile: Profile { try! instantiate().primaryProfile }
+
+    var primaryName: String {
+        profileSpecs.first { $0.name == "default" }?.name ?? profileSpecs[0].name
+    }
+
+    /// Builds every plugin afresh from the specs. `ringSize`: the `minimumRingSize` of the
+    /// consistent-hash profile a handler implies.
+    public func instantiate(ringSize: Int = ConsistentHashPicker.defaultRingSize) throws -> Plugins {
+        var instances: [String: PluginInstance] = [:]
+        for spec in plugins { instances[spec.name] = try PluginRegistry.make(spec) }
+        var profiles: [String: Profile] = [:]
+        for spec in profileSpecs {
+            profiles[spec.name] = try Self.makeProfile(name: spec.name, entries: spec.plugins.map { ($0.pluginRef, $0.weight) }, instances: instances)
+        }
+        let handlers = plugins.compactMap { spec -> (any ProfileHandler)? in
+            if case .profileHandler(let h)? = instances[spec.name] { h } else { nil }
+        }
+        guard handlers.count <= 1 else {
+            throw KVRouteError(code: .invalidConfig, message: "two profile handlers (\(handlers.map(\.name).joined(separator: ", "))); a configuration takes one")
+        }
+        let handler = handlers.first ?? SingleProfileHandler(name: "single-profile-handler")
+        for implied in handler.impliedProfiles where profiles[implied] == nil {
+            profiles[implied] = Self.impliedProfile(implied, ringSize: ringSize)
+        }
+        for named in [handler.profile(for: Self.headersOnlyProbe, headersOnly: true), handler.fallback(after: KVRouteError(code: .internalError, message: ""), in: primaryName)] {
+            if let named, profiles[named] == nil {
+                throw KVRouteError(code: .invalidConfig, message: "profile handler \"\(handler.name)\" names profile \"\(named)\", which the configuration does not define")
+            }
+        }
+        return Plugins(profiles: profiles, primary: primaryName, handler: handler)
+    }
+
+    /// A bodiless request with a session: what a handler's headers-only profile is asked for.
+    static let headersOnlyProbe = InferenceRequest(requestID: "", model: "", prompt: .none, sessionKey: "s")
+
+    /// Profiles kvroute defines itself: `consistent-hash`, the mesh's ring on the session
+    /// (every endpoint that is up, metrics fresh or not).
+    static func impliedProfile(_ name: String, ringSize: Int) -> Profile? {
+        guard name == SingleProfileHandler.meshProfile else { return nil }
+        return Profile(name: name, filters: [HealthFilter(name: "healthy-filter", checkMetricsAge: false)], scorers: [],
+                       picker: ConsistentHashPicker(name: "consistent-hash-picker", minimumRingSize: ringSize))
+    }
+
+    public static func load(yaml: String, name: String = "custom") throws -> EndpointPickerConfig {
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw KVRouteError(code: .invalidConfig, message: "the EndpointPickerConfig is not valid YAML: \(error)", cause: error)
@@ -42,31 +130,33 @@ public struct EndpointPickerConfig: Sendable {
         guard let pluginList = doc["plugins"] as? [Any], !pluginList.isEmpty else {
             throw KVRouteError(code: .invalidConfig, message: "\"plugins\" must list at least one plugin")
         }
-        var instances: [String: PluginInstance] = [:]
-        var order: [String] = []
+        var specs: [PluginSpec] = []
+        var names: Set<String> = []
         for (i, item) in pluginList.enumerated() {
             guard let p = item as? [String: Any], let type = p["type"] as? String, !type.isEmpty else {
                 throw KVRouteError(code: .invalidConfig, message: "plugins[\(i)] needs a \"type\"")
             }
             let name = (p["name"] as? String) ?? type
-            guard instances[name] == nil else {
+            guard names.insert(name).inserted else {
                 throw KVRouteError(code: .invalidConfig, message: "two plugins are named \"\(name)\"")
             }
             let params = (p["parameters"] as? [String: Any]) ?? [:]
             if p["parameters"] != nil && !(p["parameters"] is [String: Any]) && !(p["parameters"] is NSNull) {
                 throw KVRouteError(code: .invalidConfig, message: "plugin \"\(name)\": parameters must be a map")
             }
-            instances[name] = try PluginRegistry.make(type: type, name: name, parameters: params)
-            order.append(name)
+            let spec = PluginSpec(type: type, name: name, parameters: params.mapValues(SendableValue.init))
+            // Checked one by one, so the first bad plugin is the one reported.
+            _ = try PluginRegistry.make(spec)
+            specs.append(spec)
         }
-        var profiles: [Profile] = []
+        var profiles: [ProfileSpec] = []
         if let list = doc["schedulingProfiles"] as? [Any], !list.isEmpty {
             for (i, item) in list.enumerated() {
                 guard let p = item as? [String: Any], let name = p["name"] as? String else {
                     throw KVRouteError(code: .invalidConfig, message: "schedulingProfiles[\(i)] needs a \"name\"")
                 }
                 let refs = (p["plugins"] as? [Any]) ?? []
-                var entries: [(String, Double?)] = []
+                var entries: [ProfileSpec.Entry] = []
                 for r in refs {
                     guard let ref = r as? [String: Any], let pluginRef = ref["pluginRef"] as? String else {
                         throw KVRouteError(code: .invalidConfig, message: "profile \"\(name)\": every entry needs a \"pluginRef\"")
@@ -78,15 +168,17 @@ public struct EndpointPickerConfig: Sendable {
                         }
                         weight = d
                     }
-                    entries.append((pluginRef, weight))
+                    entries.append(.init(pluginRef: pluginRef, weight: weight))
                 }
-                profiles.append(try makeProfile(name: name, entries: entries, instances: instances))
+                profiles.append(ProfileSpec(name: name, plugins: entries))
             }
         } else {
             // No profiles: every plugin in one default profile, weight 1.
-            profiles.append(try makeProfile(name: "default", entries: order.map { ($0, nil) }, instances: instances))
+            profiles.append(ProfileSpec(name: "default", plugins: specs.map { .init(pluginRef: $0.name, weight: nil) }))
         }
-        return EndpointPickerConfig(profiles: profiles, source: yaml)
+        let config = EndpointPickerConfig(name: name, plugins: specs, profileSpecs: profiles, source: yaml)
+        _ = try config.instantiate()
+        return config
     }
 
     /// The most values a configuration may hold once its aliases are expanded: a few dozen
@@ -137,99 +229,4 @@ public struct EndpointPickerConfig: Sendable {
         }
         return Profile(name: name, filters: filters, scorers: scorers, picker: picker)
     }
-
-    /// kvroute's own profile, tuned with `kvroute bench` on shared-prefix, multi-turn and the
-    /// Mooncake trace. Prefix affinity (weight 3, over the first 256 blocks of 64 characters,
-    /// as llm-d: a long shared head counts fully instead of being diluted by a long unique
-    /// tail) is balanced against saturation (weight 3: the router's in-flight requests plus
-    /// the waiting queue against 8, or KV usage above 50 %): a prefix match wins while its
-    /// endpoint has headroom, and a hot prefix spreads once that endpoint fills up. Prompts with no match go where the router has the fewest requests in
-    /// flight (relative, weight 1) and the shortest queue (1); KV usage (1) breaks ties;
-    /// session affinity (1) keeps conversations together when the prefix signal is weak.
-    public static let kvrouteDefaultYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
-    plugins:
-    - type: decode-filter
-    - type: prefix-cache-scorer
-      parameters:
-        blockSize: 16
-        maxPrefixBlocksToMatch: 256
-        lruCapacityPerServer: 31250
-    - type: saturation-scorer
-      parameters:
-        threshold: 8
-        kvThreshold: 0.5
-    - type: active-request-scorer
-    - type: queue-scorer
-    - type: kv-cache-utilization-scorer
-    - type: session-affinity-scorer
-    - type: max-score-picker
-      parameters:
-        maxNumOfEndpoints: 1
-    - type: single-profile-handler
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: decode-filter
-      - pluginRef: prefix-cache-scorer
-        weight: 3
-      - pluginRef: saturation-scorer
-        weight: 3
-      - pluginRef: active-request-scorer
-        weight: 1
-      - pluginRef: queue-scorer
-        weight: 1
-      - pluginRef: kv-cache-utilization-scorer
-        weight: 1
-      - pluginRef: session-affinity-scorer
-        weight: 1
-      - pluginRef: max-score-picker
-    """
-
-    /// llm-d's default: queue 2, KV cache 2, prefix 3, max-score picker.
-    public static let llmdDefaultYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
-    plugins:
-    - type: prefix-cache-scorer
-      parameters:
-        blockSize: 16
-        maxPrefixBlocksToMatch: 256
-        lruCapacityPerServer: 31250
-    - type: queue-scorer
-    - type: kv-cache-utilization-scorer
-    - type: max-score-picker
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: queue-scorer
-        weight: 2
-      - pluginRef: kv-cache-utilization-scorer
-        weight: 2
-      - pluginRef: prefix-cache-scorer
-        weight: 3
-      - pluginRef: max-score-picker
-    """
-
-    /// Least load: the router's in-flight count and the waiting queue, nothing else.
-    public static let leastLoadYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
-    plugins:
-    - type: active-request-scorer
-    - type: queue-scorer
-    - type: max-score-picker
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: active-request-scorer
-        weight: 1
-      - pluginRef: queue-scorer
-        weight: 1
-      - pluginRef: max-score-picker
-    """
-
-    public static var kvrouteDefault: EndpointPickerConfig { try! load(yaml: kvrouteDefaultYAML) }
-    public static var llmdDefault: EndpointPickerConfig { try! load(yaml: llmdDefaultYAML) }
 }

@@ -9,6 +9,11 @@ public struct PluginParameters: Sendable {
         self.values = values.mapValues(SendableValue.init)
     }
 
+    init(plugin: String, values: [String: SendableValue]) {
+        self.plugin = plugin
+        self.values = values
+    }
+
     func bad(_ key: String, _ why: String) -> KVRouteError {
         KVRouteError(code: .invalidConfig, message: "plugin \"\(plugin)\": parameter \"\(key)\" \(why)")
     }
@@ -31,6 +36,13 @@ public struct PluginParameters: Sendable {
         guard case .number(let n) = v, n.isFinite else { throw bad(key, "must be a finite number, got \(v)") }
         guard n >= min else { throw bad(key, "must be at least \(min), got \(n)") }
         return n
+    }
+
+    public mutating func bool(_ key: String, default d: Bool) throws -> Bool {
+        used.insert(key)
+        guard let v = values[key] else { return d }
+        guard case .bool(let b) = v else { throw bad(key, "must be true or false, got \(v)") }
+        return b
     }
 
     public mutating func string(_ key: String, default d: String?) throws -> String? {

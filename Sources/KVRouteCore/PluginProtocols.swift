@@ -1,61 +1,104 @@
-/// Per-request scratch space shared by the plugins of one decision.
+/// Per-request scratch space shared by the plugins of one decision: the request, the time
+/// the caller decided at, and notes plugins compute once (a prompt's block hashes, a
+/// prediction) for each other and for the learning that follows the pick.
 public struct SchedulingContext: Sendable {
     public let request: InferenceRequest
-    /// Requests the router has in flight per endpoint, counted at pick time.
-    public let inFlight: [EndpointAddress: Int]
-    /// The endpoint this session last went to, if the Scheduler remembers one.
-    public let sessionEndpoint: EndpointAddress?
-    /// Prefix blocks matched on the endpoint the prefix scorer liked best (for explanations).
+    /// The decision's time, seconds on the caller's monotonic clock (the core reads none).
+    public let now: Double
+    /// Prefix blocks matched per endpoint and in all, for explanations (the prefix scorer).
     public var matchedPrefixBlocks: [EndpointAddress: Int] = [:]
     public var totalPrefixBlocks = 0
-    /// Chain hashes computed once per request by the prefix scorer.
-    var prefixHashes: [String: [UInt64]] = [:]
+    private var notes: [String: any Sendable] = [:]
+
+    public init(request: InferenceRequest, now: Double = 0) {
+        self.request = request
+        self.now = now
+    }
+
+    /// A note written by a plugin during the decision; ledger states read it when they learn
+    /// from the admission (``LedgerEvent/admitted(_:)``).
+    public subscript<Value: Sendable>(note key: NoteKey<Value>) -> Value? {
+        get { notes[key.id] as? Value }
+        set { notes[key.id] = newValue }
+    }
+
+    /// The context kept with a request in flight: its notes, without the prompt.
+    var retained: SchedulingContext {
+        var r = SchedulingContext(
+            request: InferenceRequest(requestID: request.requestID, model: request.model, apiKind: request.apiKind, prompt: .none,
+                                      sessionKey: request.sessionKey),
+            now: now)
+        r.notes = notes
+        r.matchedPrefixBlocks = matchedPrefixBlocks
+        r.totalPrefixBlocks = totalPrefixBlocks
+        return r
+    }
+}
+
+/// Names a typed note in a ``SchedulingContext``.
+public struct NoteKey<Value: Sendable>: Sendable, Hashable {
+    public let id: String
+    public init(_ id: String) { self.id = id }
 }
 
 /// Removes endpoints a request must not go to.
 public protocol EndpointFilter: Sendable {
     var type: String { get }
     var name: String { get }
-    /// Returns the kept endpoints; `reasons` receives one line per dropped endpoint.
+    /// Returns the kept endpoints and why the others were dropped.
     func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String)
 }
 
-/// Scores each candidate in 0…1 (higher is better).
+/// Scores each candidate in 0…1 (higher is better): a pure function of the request, the
+/// endpoints' snapshots and the router's ledger. A scorer keeps no state of its own; what it
+/// learns lives in a ``LedgerState`` it declares in ``ledgerStates``, which the ledger
+/// updates from routing events (pick, retry to another endpoint, finish, endpoint left).
 public protocol EndpointScorer: Sendable {
     var type: String { get }
     var name: String { get }
-    func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double]
-    /// Told which endpoint was chosen, so stateful scorers can learn (the prefix index).
-    func picked(_ endpoint: EndpointAddress, context: SchedulingContext)
-    /// Told that `endpoint` served the request instead of `picked` (a retry to a fallback), so
-    /// what the pick taught moves to the endpoint that really holds the prompt.
-    func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext)
-    /// Told that an endpoint left the pool.
-    func forget(_ endpoint: EndpointAddress)
+    /// The ledger states this scorer reads; each Scheduler creates them empty in its ledger.
+    var ledgerStates: [LedgerStateSpec] { get }
+    func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double]
 }
 
 extension EndpointScorer {
-    public func picked(_ endpoint: EndpointAddress, context: SchedulingContext) {}
-    public func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext) {
-        self.picked(endpoint, context: context)
-    }
-    public func forget(_ endpoint: EndpointAddress) {}
+    public var ledgerStates: [LedgerStateSpec] { [] }
 }
 
-/// Orders the scored candidates: the first is the primary, the rest are fallbacks.
+/// Orders the scored candidates: the first is the primary, the rest are fallbacks (the
+/// Scheduler appends every candidate the picker left out, by score).
 public protocol EndpointPicker: Sendable {
     var type: String { get }
     var name: String { get }
-    func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress]
+    var ledgerStates: [LedgerStateSpec] { get }
+    func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], context: inout SchedulingContext, ledger: RoutingLedger,
+              using rng: inout SeededGenerator) -> [EndpointAddress]
 }
 
-/// A configured plugin before it is placed in a profile.
+extension EndpointPicker {
+    public var ledgerStates: [LedgerStateSpec] { [] }
+}
+
+/// Chooses the profile each request runs, and the profile that takes over when it fails.
+public protocol ProfileHandler: Sendable {
+    var type: String { get }
+    var name: String { get }
+    /// The profile for `request` (`headersOnly`: its body is unknown), or nil for the
+    /// configuration's primary profile.
+    func profile(for request: InferenceRequest, headersOnly: Bool) -> String?
+    /// The profile that decides when `failed` threw `error` (nil: the error stands). "No
+    /// candidates" errors always stand.
+    func fallback(after error: any Error, in failed: String) -> String?
+    /// Profiles the handler may name that the configuration need not define: built in.
+    var impliedProfiles: [String] { get }
+}
+
+/// A configured plugin, built by ``PluginRegistry`` from its spec.
 public enum PluginInstance: Sendable {
     case filter(any EndpointFilter)
     case scorer(any EndpointScorer)
     case picker(any EndpointPicker)
-    /// Accepted for compatibility; kvroute runs one profile per request.
-    case profileHandler(String)
+    case profileHandler(any ProfileHandler)
 
     var kind: String {
         switch self {

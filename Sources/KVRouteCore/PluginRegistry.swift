@@ -1,25 +1,23 @@
 /// Plugin factories by `type`, so EndpointPickerConfig files written for llm-d load unchanged.
+/// A factory validates its parameters and builds a fresh instance; plugins keep no state
+/// (what they learn lives in the Scheduler's ``RoutingLedger``), so every Scheduler builds its
+/// own from the configuration's specs.
 public enum PluginRegistry {
     typealias Factory = @Sendable (_ name: String, _ parameters: inout PluginParameters) throws -> PluginInstance
 
     static let factories: [String: Factory] = [
         "prefix-cache-scorer": { n, p in .scorer(try PrefixCacheScorer.make(name: n, parameters: &p)) },
-        "queue-scorer": { n, _ in .scorer(QueueScorer(name: n)) },
-        "kv-cache-utilization-scorer": { n, _ in .scorer(KVCacheUtilizationScorer(name: n)) },
-        "kv-cache-scorer": { n, _ in .scorer(KVCacheUtilizationScorer(name: n)) },
-        "load-aware-scorer": { n, p in .scorer(LoadAwareScorer(name: n, threshold: try p.int("threshold", default: 128, min: 1))) },
-        "active-request-scorer": { n, p in
-            p.ignore("requestTimeout")
-            return .scorer(ActiveRequestScorer(name: n))
-        },
-        "session-affinity-scorer": { n, _ in .scorer(SessionAffinityScorer(name: n)) },
-        "saturation-scorer": { n, p in
-            let t = try p.int("threshold", default: 0, min: 0)
-            p.ignore("relative")
-            let relative: Bool = if case .bool(let b)? = p.values["relative"] { b } else { false }
-            let kv = try p.double("kvThreshold", default: 0.5)
-            return .scorer(SaturationScorer(name: n, threshold: t == 0 ? nil : t, relative: relative, kvThreshold: kv >= 1 ? nil : kv))
-        },
+        "predicted-latency-scorer": { n, p in .scorer(try PredictedLatencyScorer.make(name: n, parameters: &p)) },
+        "predicted-latency-picker": { n, p in .picker(try PredictedLatencyPicker.make(name: n, parameters: &p)) },
+        "round-robin-picker": { n, p in .picker(try RoundRobinPicker.make(name: n, parameters: &p)) },
+        "consistent-hash-picker": { n, p in .picker(try ConsistentHashPicker.make(name: n, parameters: &p)) },
+        "queue-scorer": { n, p in .scorer(try QueueScorer.make(name: n, parameters: &p)) },
+        "kv-cache-utilization-scorer": { n, p in .scorer(try KVCacheUtilizationScorer.make(name: n, parameters: &p)) },
+        "kv-cache-scorer": { n, p in .scorer(try KVCacheUtilizationScorer.make(name: n, parameters: &p)) },
+        "load-aware-scorer": { n, p in .scorer(try LoadAwareScorer.make(name: n, parameters: &p)) },
+        "active-request-scorer": { n, p in .scorer(try ActiveRequestScorer.make(name: n, parameters: &p)) },
+        "session-affinity-scorer": { n, p in .scorer(try SessionAffinityScorer.make(name: n, parameters: &p)) },
+        "saturation-scorer": { n, p in .scorer(try SaturationScorer.make(name: n, parameters: &p)) },
         "decode-filter": { n, _ in .filter(LabelFilter(type: "decode-filter", name: n, label: LabelFilter.roleLabel, values: ["decode", "both"], allowsNoLabel: true)) },
         "prefill-filter": { n, _ in .filter(LabelFilter(type: "prefill-filter", name: n, label: LabelFilter.roleLabel, values: ["prefill"], allowsNoLabel: false)) },
         "by-label": { n, p in
@@ -39,11 +37,11 @@ public enum PluginRegistry {
             guard !m.isEmpty else { throw p.bad("matchLabels", "is required") }
             return .filter(LabelFilter(type: "by-label-selector", name: n, label: "", values: [], allowsNoLabel: false, selector: m))
         },
-        "healthy-filter": { n, p in .filter(HealthFilter(name: n, maxMetricsAge: try p.double("maxMetricsAge", default: 1.0))) },
-        "max-score-picker": { n, p in .picker(MaxScorePicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
-        "random-picker": { n, p in .picker(RandomPicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
-        "weighted-random-picker": { n, p in .picker(WeightedRandomPicker(name: n, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))) },
-        "single-profile-handler": { n, _ in .profileHandler(n) },
+        "healthy-filter": { n, p in .filter(try HealthFilter.make(name: n, parameters: &p)) },
+        "max-score-picker": { n, p in .picker(try MaxScorePicker.make(name: n, parameters: &p)) },
+        "random-picker": { n, p in .picker(try RandomPicker.make(name: n, parameters: &p)) },
+        "weighted-random-picker": { n, p in .picker(try WeightedRandomPicker.make(name: n, parameters: &p)) },
+        "single-profile-handler": { n, p in .profileHandler(try SingleProfileHandler.make(name: n, parameters: &p)) },
     ]
 
     /// Types llm-d knows that kvroute does not run (disaggregated prefill/decode, KV-event
@@ -58,6 +56,12 @@ public enum PluginRegistry {
     public static var knownTypes: [String] { factories.keys.sorted() }
 
     static func make(type: String, name: String, parameters: [String: Any]) throws -> PluginInstance {
+        try make(PluginSpec(type: type, name: name, parameters: parameters.mapValues(SendableValue.init)))
+    }
+
+    /// A fresh instance of the plugin `spec` describes; errors name the plugin and parameter.
+    public static func make(_ spec: PluginSpec) throws -> PluginInstance {
+        let type = spec.type, name = spec.name
         if let why = unsupported[type] {
             throw KVRouteError(code: .unknownPlugin, message: "plugin type \"\(type)\": \(why)")
         }
@@ -68,7 +72,7 @@ public enum PluginRegistry {
             let shown = type.count > 64 ? type.prefix(64) + "…" : Substring(type)
             throw KVRouteError(code: .unknownPlugin, message: "unknown plugin type \"\(shown)\"\(suggestion); known types: \(knownTypes.joined(separator: ", "))")
         }
-        var p = PluginParameters(plugin: name, values: parameters)
+        var p = PluginParameters(plugin: name, values: spec.parameters)
         let instance = try factory(name, &p)
         try p.finish()
         return instance

@@ -1,46 +1,46 @@
 import Synchronization
 
-/// Runs an EndpointPickerConfig's profile for each request: the health filter, the
-/// profile's filters, its weighted scorers, its picker. The whole decision happens under one
-/// lock, together with the bookkeeping that must see it atomically: the in-flight count of
-/// the chosen endpoint goes up at pick time (so concurrent decisions see each other), the
-/// session remembers its endpoint, and stateful scorers learn the pick. When another endpoint
-/// ends up serving (a retry to a fallback), ``requestServed(requestID:by:)`` moves all three.
+/// Runs an EndpointPickerConfig for each request: its profile handler chooses the profile;
+/// the profile runs the health filter, its filters, its weighted scorers and its picker over
+/// the candidates and the ledger. The Scheduler owns fresh plugins built from the
+/// configuration's specs and one ``RoutingLedger``; the whole decision and the admission
+/// that follows it happen under one lock, so concurrent decisions see each other's requests
+/// in flight. The core reads no clock: callers pass the time (`now`, seconds on their
+/// monotonic clock) with each event.
 public final class Scheduler: Sendable {
-    public let profile: EndpointPickerConfig.Profile
-    private let health: HealthFilter
+    public let config: EndpointPickerConfig
+    public let plugins: EndpointPickerConfig.Plugins
     private let state: Mutex<State>
 
     struct State {
         var rng: SeededGenerator
-        var inFlight: [EndpointAddress: Int] = [:]
-        var requests: [String: Routed] = [:]
-        var sessions = SessionMemory(capacity: 100_000)
-    }
-
-    /// A request in flight: where it is counted, what the scorers learned from its pick (to
-    /// teach another endpoint if that one serves it), and its session.
-    struct Routed {
-        var endpoint: EndpointAddress
-        var learned: SchedulingContext?
-        var session: String?
+        var ledger = RoutingLedger()
     }
 
     /// - Parameters:
-    ///   - config: the configuration; its plugins are instantiated afresh from its source so
-    ///     two schedulers never share a prefix index.
+    ///   - config: the configuration; its plugins are built afresh, and every state they
+    ///     declare starts empty in this Scheduler's ledger.
     ///   - randomSeed: seed for tie-breaks and random pickers (nil: random).
-    public init(config: EndpointPickerConfig, randomSeed: UInt64? = nil) throws {
-        let fresh = try EndpointPickerConfig.load(yaml: config.source)
-        self.profile = fresh.primaryProfile
-        self.health = profile.filters.compactMap { $0 as? HealthFilter }.first ?? HealthFilter()
+    ///   - ringSize: `minimumRingSize` of the consistent-hash profile a handler implies.
+    public init(config: EndpointPickerConfig, randomSeed: UInt64? = nil, ringSize: Int = ConsistentHashPicker.defaultRingSize) throws {
+        self.config = config
+        plugins = try config.instantiate(ringSize: ringSize)
         var system = SystemRandomNumberGenerator()
-        self.state = Mutex(State(rng: SeededGenerator(seed: randomSeed ?? system.next())))
+        var s = State(rng: SeededGenerator(seed: randomSeed ?? system.next()))
+        for profile in plugins.profiles.values.sorted(by: { $0.name < $1.name }) {
+            for spec in profile.ledgerStates { s.ledger.install(spec) }
+        }
+        state = Mutex(s)
     }
 
-    public func schedule(_ request: InferenceRequest, candidates all: [EndpointSnapshot]) throws -> SchedulingResult {
+    /// The primary profile.
+    public var profile: EndpointPickerConfig.Profile { plugins.primaryProfile }
+
+    /// Decides for `request` and admits it to the ledger on the chosen endpoint.
+    /// `headersOnly`: the request's body is unknown (the profile handler may send it
+    /// elsewhere). `now`: the decision's time on the caller's clock.
+    public func schedule(_ request: InferenceRequest, candidates all: [EndpointSnapshot], now: Double = 0, headersOnly: Bool = false) throws -> SchedulingResult {
         var candidates = all
-        var filteredOut: [(EndpointAddress, String)] = []
         if let hint = request.subsetHint {
             let allowed = Set(hint)
             candidates = candidates.filter { allowed.contains($0.address) }
@@ -50,152 +50,121 @@ public final class Scheduler: Sendable {
         }
         guard !candidates.isEmpty else { throw KVRouteError(code: .noCandidates, message: "no endpoints are known") }
 
+        let handler = plugins.handler
+        let chosen = handler.profile(for: request, headersOnly: headersOnly).flatMap { plugins.profiles[$0] } ?? plugins.primaryProfile
         return try state.withLock { s in
-            var context = SchedulingContext(
-                request: request, inFlight: s.inFlight,
-                sessionEndpoint: request.sessionKey.flatMap { s.sessions.get($0) })
-            func apply(_ f: any EndpointFilter) throws {
-                let (kept, reason) = f.filter(candidates, context: &context)
-                let keptSet = Set(kept.map(\.address))
-                for c in candidates where !keptSet.contains(c.address) { filteredOut.append((c.address, "\(f.name): \(reason)")) }
-                candidates = kept
-                guard !candidates.isEmpty else {
-                    throw KVRouteError(code: .noCandidates, message: "filter \"\(f.name)\" left no endpoint (\(reason))")
-                }
+            do {
+                return try decide(request, candidates, profile: chosen, now: now, state: &s)
+            } catch let e as KVRouteError where e.code == .noCandidates {
+                throw e
+            } catch {
+                guard let name = handler.fallback(after: error, in: chosen.name), let fallback = plugins.profiles[name] else { throw error }
+                var r = try decide(request, candidates, profile: fallback, now: now, state: &s)
+                r.fallbackReason = "picker-error: \(error)"
+                return r
             }
-            if !profile.filters.contains(where: { $0 is HealthFilter }) { try apply(health) }
-            for f in profile.filters { try apply(f) }
-
-            var totals = [Double](repeating: 0, count: candidates.count)
-            var entries = [[ScoreBreakdown.Entry]](repeating: [], count: candidates.count)
-            for (scorer, weight) in profile.scorers {
-                let scores = scorer.score(candidates, context: &context)
-                for i in candidates.indices {
-                    let raw = i < scores.count ? max(0, min(1, scores[i])) : 0
-                    totals[i] += raw * weight
-                    entries[i].append(.init(plugin: scorer.name, type: scorer.type, raw: raw, weight: weight))
-                }
-            }
-            let scored = candidates.indices.map { (endpoint: candidates[$0], score: totals[$0]) }
-            let picked = profile.picker.pick(scored, using: &s.rng)
-            guard let primary = picked.first else {
-                throw KVRouteError(code: .noCandidates, message: "the picker chose no endpoint")
-            }
-            // Fallbacks: the picker's extra endpoints, then every other candidate by score.
-            var fallbacks = Array(picked.dropFirst())
-            let chosen = Set(picked)
-            fallbacks += scored.filter { !chosen.contains($0.endpoint.address) }.sorted { $0.score > $1.score }.map(\.endpoint.address)
-
-            for (scorer, _) in profile.scorers { scorer.picked(primary, context: context) }
-            // What a fallback must learn if it serves: the prompt's block hashes, not the prompt.
-            var learned = SchedulingContext(
-                request: InferenceRequest(requestID: request.requestID, model: request.model, apiKind: request.apiKind, prompt: .none),
-                inFlight: [:], sessionEndpoint: nil)
-            learned.prefixHashes = context.prefixHashes
-            learned.matchedPrefixBlocks = context.matchedPrefixBlocks
-            s.admit(request.requestID, Routed(endpoint: primary, learned: learned, session: request.sessionKey))
-
-            let explanation = DecisionExplanation(
-                profile: profile.name,
-                candidates: candidates.indices.map { ScoreBreakdown(endpoint: candidates[$0].address, scores: entries[$0], total: totals[$0]) },
-                filteredOut: filteredOut,
-                matchedPrefixBlocks: context.matchedPrefixBlocks[primary] ?? 0,
-                totalPrefixBlocks: context.totalPrefixBlocks)
-            return SchedulingResult(primary: primary, fallbacks: fallbacks, explanation: explanation)
         }
     }
 
-    /// Counts a request another policy routed (the consistent hash for a session known from
-    /// headers alone) in the in-flight ledger, and remembers its session's endpoint.
-    public func requestRouted(requestID: String, to endpoint: EndpointAddress, session: String?) {
-        state.withLock { $0.admit(requestID, Routed(endpoint: endpoint, learned: nil, session: session)) }
+    private func decide(_ request: InferenceRequest, _ all: [EndpointSnapshot], profile: EndpointPickerConfig.Profile, now: Double, state s: inout State) throws -> SchedulingResult {
+        var candidates = all
+        var filteredOut: [(EndpointAddress, String)] = []
+        var context = SchedulingContext(request: request, now: now)
+        func apply(_ f: any EndpointFilter) throws {
+            let (kept, reason) = f.filter(candidates, context: &context)
+            let keptSet = Set(kept.map(\.address))
+            for c in candidates where !keptSet.contains(c.address) { filteredOut.append((c.address, "\(f.name): \(reason)")) }
+            candidates = kept
+            guard !candidates.isEmpty else {
+                throw KVRouteError(code: .noCandidates, message: "filter \"\(f.name)\" left no endpoint (\(reason))")
+            }
+        }
+        if !profile.filters.contains(where: { $0 is HealthFilter }) { try apply(HealthFilter()) }
+        for f in profile.filters { try apply(f) }
+
+        var totals = [Double](repeating: 0, count: candidates.count)
+        var entries = [[ScoreBreakdown.Entry]](repeating: [], count: candidates.count)
+        for (scorer, weight) in profile.scorers {
+            let scores = scorer.score(candidates, context: &context, ledger: s.ledger)
+            for i in candidates.indices {
+                let raw = i < scores.count ? max(0, min(1, scores[i])) : 0
+                totals[i] += raw * weight
+                entries[i].append(.init(plugin: scorer.name, type: scorer.type, raw: raw, weight: weight))
+            }
+        }
+        let scored = candidates.indices.map { (endpoint: candidates[$0], score: totals[$0]) }
+        let picked = profile.picker.pick(scored, context: &context, ledger: s.ledger, using: &s.rng)
+        guard let primary = picked.first else {
+            throw KVRouteError(code: .noCandidates, message: "the picker chose no endpoint")
+        }
+        // Fallbacks: the picker's extra endpoints, then every other candidate by score.
+        var fallbacks = Array(picked.dropFirst())
+        let chosen = Set(picked)
+        fallbacks += scored.filter { !chosen.contains($0.endpoint.address) }.sorted { $0.score > $1.score }.map(\.endpoint.address)
+
+        s.ledger.admit(RequestRecord(
+            requestID: request.requestID, endpoint: primary, session: request.sessionKey, admittedAt: now, profile: profile.name,
+            context: context.retained))
+
+        let explanation = DecisionExplanation(
+            profile: profile.name,
+            candidates: candidates.indices.map { ScoreBreakdown(endpoint: candidates[$0].address, scores: entries[$0], total: totals[$0]) },
+            filteredOut: filteredOut,
+            matchedPrefixBlocks: context.matchedPrefixBlocks[primary] ?? 0,
+            totalPrefixBlocks: context.totalPrefixBlocks)
+        return SchedulingResult(primary: primary, fallbacks: fallbacks, explanation: explanation)
     }
 
     /// Another endpoint than the one counted serves the request (a retry to a fallback): its
-    /// in-flight count moves there, the prefix index learns the endpoint that holds the
-    /// prompt now, and the session remembers it.
+    /// in-flight count, its session and what the ledger's states learned move there.
     public func requestServed(requestID: String, by endpoint: EndpointAddress) {
-        state.withLock { s in s.move(requestID, to: endpoint, scorers: profile.scorers.map(\.scorer)) }
+        state.withLock { $0.ledger.move(requestID: requestID, to: endpoint) }
     }
 
-    /// Called once per scheduled request when it ends; `servedBy` is the endpoint that
-    /// answered (a fallback after a retry), or nil when none did.
+    /// Called once per scheduled request when it ends, with what was observed.
+    public func requestFinished(requestID: String, outcome: RequestOutcome) {
+        state.withLock { $0.ledger.finish(requestID: requestID, outcome: outcome) }
+    }
+
+    /// The same with only the endpoint that answered (a fallback after a retry; nil when none did).
     public func requestFinished(requestID: String, servedBy: EndpointAddress?) {
-        state.withLock { s in
-            if let servedBy { s.move(requestID, to: servedBy, scorers: profile.scorers.map(\.scorer)) }
-            if let r = s.requests.removeValue(forKey: requestID) { s.release(r.endpoint) }
-        }
+        requestFinished(requestID: requestID, outcome: RequestOutcome(servedBy: servedBy))
     }
 
-    /// Records where a session's request was actually served (after a retry or when the
-    /// proxy, not the picker, chose).
+    /// Records where a session's request was actually served (when something else than a
+    /// decision placed it).
     public func sessionServed(_ session: String, by endpoint: EndpointAddress) {
-        state.withLock { $0.sessions.set(session, endpoint) }
+        state.withLock { $0.ledger.sessionServed(session, by: endpoint) }
     }
 
-    public func inFlight(_ e: EndpointAddress) -> Int { state.withLock { $0.inFlight[e] ?? 0 } }
+    /// Reads or changes the ledger under the Scheduler's lock (outside feeds, such as engine
+    /// KV events, update their states here).
+    public func withLedger<R>(_ body: (inout RoutingLedger) throws -> R) rethrows -> R {
+        try state.withLock { try body(&$0.ledger) }
+    }
+
+    public func inFlight(_ e: EndpointAddress) -> Int { state.withLock { $0.ledger.inFlight(e) } }
     /// Requests routed and not yet finished, over every endpoint.
-    public var inFlightTotal: Int { state.withLock { $0.inFlight.values.reduce(0, +) } }
+    public var inFlightTotal: Int { state.withLock { $0.ledger.inFlightTotal } }
 
-    var prefixScorers: [PrefixCacheScorer] { profile.scorers.compactMap { $0.scorer as? PrefixCacheScorer } }
+    var prefixKeys: [LedgerKey<PrefixIndexState>] {
+        plugins.profiles.values.flatMap { $0.scorers.compactMap { ($0.scorer as? PrefixCacheScorer)?.key } }
+    }
 
-    /// Block hashes held by the prefix index (all prefix scorers).
-    public var prefixIndexSize: Int { prefixScorers.reduce(0) { $0 + $1.indexSize } }
-    /// Matched / looked-up prefix blocks since start.
-    public var prefixHitRatio: Double { prefixScorers.first?.hitRatio ?? 0 }
+    /// Block hashes held by the prefix indexes (all prefix scorers).
+    public var prefixIndexSize: Int {
+        let keys = Set(prefixKeys)
+        return state.withLock { s in keys.reduce(0) { $0 + (s.ledger[$1]?.size ?? 0) } }
+    }
 
-    /// The endpoint left the pool: forget what the scorers learned about it.
+    /// Matched / looked-up prefix blocks since start (the primary profile's first prefix scorer).
+    public var prefixHitRatio: Double {
+        guard let key = profile.scorers.lazy.compactMap({ ($0.scorer as? PrefixCacheScorer)?.key }).first ?? prefixKeys.first else { return 0 }
+        return state.withLock { $0.ledger[key]?.hitRatio ?? 0 }
+    }
+
+    /// The endpoint left the pool: the ledger forgets it.
     public func forget(endpoint: EndpointAddress) {
-        for (scorer, _) in profile.scorers { scorer.forget(endpoint) }
-        state.withLock { s in s.inFlight[endpoint] = nil }
-    }
-}
-
-extension Scheduler.State {
-    mutating func admit(_ requestID: String, _ routed: Scheduler.Routed) {
-        inFlight[routed.endpoint, default: 0] += 1
-        if let old = requests.updateValue(routed, forKey: requestID) { release(old.endpoint) }
-        if let key = routed.session { sessions.set(key, routed.endpoint) }
-    }
-
-    mutating func release(_ endpoint: EndpointAddress) {
-        let n = (inFlight[endpoint] ?? 1) - 1
-        inFlight[endpoint] = n > 0 ? n : nil
-    }
-
-    mutating func move(_ requestID: String, to endpoint: EndpointAddress, scorers: [any EndpointScorer]) {
-        guard var r = requests[requestID], r.endpoint != endpoint else { return }
-        release(r.endpoint)
-        inFlight[endpoint, default: 0] += 1
-        if let learned = r.learned { for scorer in scorers { scorer.served(endpoint, insteadOf: r.endpoint, context: learned) } }
-        r.endpoint = endpoint
-        requests[requestID] = r
-        if let key = r.session { sessions.set(key, endpoint) }
-    }
-}
-
-/// session id → last endpoint, bounded (oldest sessions forgotten first).
-struct SessionMemory {
-    let capacity: Int
-    private var map: [String: EndpointAddress] = [:]
-    private var order: [String] = []
-    private var head = 0
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    func get(_ key: String) -> EndpointAddress? { map[key] }
-
-    mutating func set(_ key: String, _ e: EndpointAddress) {
-        if map.updateValue(e, forKey: key) == nil {
-            order.append(key)
-            if map.count > capacity {
-                while head < order.count {
-                    let old = order[head]
-                    head += 1
-                    if map.removeValue(forKey: old) != nil { break }
-                }
-                if head > capacity { order.removeFirst(head); head = 0 }
-            }
-        }
+        state.withLock { $0.ledger.endpointLeft(endpoint) }
     }
 }

@@ -56,14 +56,19 @@ public struct Demo: Sendable {
     /// Every service of the demo (engines first, so they stop last).
     public var services: [any Service] { cluster.services }
 
-    /// The gateways in front of the engines: the KV-cache-aware picker (on `gatewayPort`),
-    /// the mesh fallback and round-robin (on free ports).
-    public func makeGateways(enginePorts: [Int]) throws -> [(RoutingMode, Gateway)] {
+    /// The built-in configurations the demo contrasts: the KV-cache-aware picker first, then
+    /// the mesh fallback and round-robin.
+    public static let policies = ["default", "consistent-hash", "round-robin"]
+
+    /// The gateways in front of the engines, one per ``policies`` entry: the KV-cache-aware
+    /// picker on `gatewayPort`, the others on free ports.
+    public func makeGateways(enginePorts: [Int]) throws -> [(String, Gateway)] {
         let endpoints = [enginePorts.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")]
-        return try [RoutingMode.picker, .consistentHash, .roundRobin].map { mode in
-            (mode, try Gateway(configuration: GatewayConfiguration(
-                host: "127.0.0.1", port: mode == .picker ? settings.gatewayPort : 0, endpoints: endpoints, mode: mode,
-                explainSecret: mode == .picker ? settings.explainSecret : nil), logger: logger))
+        return try Self.policies.map { name in
+            let main = name == Self.policies[0]
+            return (name, try Gateway(configuration: GatewayConfiguration(
+                host: "127.0.0.1", port: main ? settings.gatewayPort : 0, endpoints: endpoints, pickerConfig: EndpointPickerConfig.builtIn(name)!,
+                explainSecret: main ? settings.explainSecret : nil), logger: logger))
         }
     }
 

@@ -197,7 +197,7 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         metrics.decided(mode: mode, seconds: Self.seconds(since: started))
         logger.debug("picked", metadata: [
             "request.id": "\(request.requestID)", "session": "\(request.sessionKey ?? "-")", "endpoint": "\(primary)",
-            "policy": "\(decision.mode.rawValue)", "mode": "\(mode)",
+            "policy": "\(decision.mode)", "mode": "\(mode)",
             "matched_prefix_blocks": "\(decision.result?.explanation.matchedPrefixBlocks ?? 0)",
             "decision_us": "\(Int(decision.decisionSeconds * 1e6))",
         ])

@@ -54,7 +54,7 @@ public final class PickerServer: Sendable {
             endpoints: configuration.endpoints,
             intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
             configuration: .init(
-                mode: .picker, pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed,
+                pickerConfig: configuration.pickerConfig, ringSize: 4096, seed: configuration.seed,
                 maxAttempts: configuration.options.maxAttempts),
             metrics: metrics.picker, logger: logger)
         self.tracker = tracker

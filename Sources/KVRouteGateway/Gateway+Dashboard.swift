@@ -21,13 +21,13 @@ extension Gateway {
                 "kv_usage": metrics?.kvCacheUsage ?? NSNull(),
                 "waiting": metrics?.waiting ?? NSNull(),
                 "running": metrics?.running ?? NSNull(),
-                "in_flight": router.scheduler?.inFlight(m.address) ?? 0,
+                "in_flight": router.scheduler.inFlight(m.address),
                 "routed_total": summary.routedTotal[m.address] ?? 0,
                 "routed_series": summary.series.map { $0[m.address] ?? 0 },
             ]
         }
         return [
-            "mode": router.policy.mode.rawValue,
+            "mode": router.policyName,
             "engines": engines,
             "stickiness": summary.stickiness ?? NSNull(),
             "sessions": summary.sessionsSeen,

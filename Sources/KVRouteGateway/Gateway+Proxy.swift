@@ -188,7 +188,10 @@ extension Gateway {
         }
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             var tail: [UInt8] = []
+            var first = true
             let outcome = await UpstreamBody.pump(response.body, idle: idle, deadline: c.deadline) { chunk in
+                // The stream's first event: the time to first token the routing core learns from.
+                if first { c.lease.firstByte(); first = false }
                 ResponseUsage.keepTail(&tail, chunk.readableBytesView)
                 try await writer.write(chunk)
             }
@@ -222,7 +225,7 @@ extension Gateway {
         let seconds = Self.seconds(since: c.lease.started)
         var metadata: Logger.Metadata = [
             "request.id": "\(c.requestID)", "session": "\(c.inference.sessionKey ?? "-")", "endpoint": "\(endpoint)",
-            "mode": "\(c.decision.mode.rawValue)", "matched_prefix_blocks": "\(c.decision.result?.explanation.matchedPrefixBlocks ?? 0)",
+            "mode": "\(c.decision.mode)", "matched_prefix_blocks": "\(c.decision.result?.explanation.matchedPrefixBlocks ?? 0)",
             "decision_us": "\(Int(c.decision.decisionSeconds * 1_000_000))", "attempt": "\(attempt + 1)", "status": "\(status.code)",
             "duration_ms": "\(Int(seconds * 1000))",
         ]
@@ -242,7 +245,7 @@ extension Gateway {
 
     func decisionHeaderValue(_ d: RoutingDecision) -> String {
         if let r = d.result { return r.explanation.headerValue() }
-        return "mode=\(d.mode.rawValue)" + (d.fallbackReason.map { "; fallback=\($0.prefix(120))" } ?? "") + "; endpoints=" + d.endpoints.map(\.description).joined(separator: ",")
+        return "mode=\(d.mode)" + (d.fallbackReason.map { "; fallback=\($0.prefix(120))" } ?? "") + "; endpoints=" + d.endpoints.map(\.description).joined(separator: ",")
     }
 
     /// Request headers sent upstream: the client's, minus hop-by-hop headers, routing

@@ -41,7 +41,7 @@ public final class Gateway: Sendable {
             intervals: .init(scrape: configuration.scrapeInterval, probe: configuration.probeInterval, discovery: configuration.discoveryInterval),
             proxy: .init(connectionsPerEndpoint: configuration.upstreamConnectionsPerEndpoint, connectTimeout: configuration.upstreamConnectTimeout),
             configuration: .init(
-                mode: configuration.mode, pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize,
+                pickerConfig: configuration.pickerConfig, ringSize: configuration.ringSize,
                 seed: configuration.seed, maxAttempts: configuration.maxAttempts),
             metrics: metrics.picker, logger: logger)
         (listening, listeningContinuation) = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -60,7 +60,7 @@ public final class Gateway: Sendable {
     /// Every Service of the gateway, in start order (stopped in reverse). A port it cannot
     /// take ends the group with a ``ListenError``.
     public var services: [any Service] {
-        let name = "gateway (\(configuration.mode.rawValue))"
+        let name = "gateway (\(configuration.pickerConfig.name))"
         let server = ListeningService(makeApplication(), name: name, host: configuration.host, port: configuration.port) {
             self.port.withLock { $0 != nil }
         }

@@ -5,8 +5,8 @@ public struct GatewayConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var endpoints: [String]
-    public var mode: RoutingMode
-    /// The picker's configuration (`kvrouteDefault` when none is given).
+    /// The routing configuration: a built-in (`kvrouteDefault`, `roundRobin`,
+    /// `consistentHash`…) or a file.
     public var pickerConfig: EndpointPickerConfig
     /// Largest accepted request body, bytes.
     public var maxBodyBytes: Int
@@ -47,7 +47,7 @@ public struct GatewayConfiguration: Sendable {
     public var seed: UInt64?
 
     public init(
-        host: String = "127.0.0.1", port: Int = 18080, endpoints: [String], mode: RoutingMode = .picker,
+        host: String = "127.0.0.1", port: Int = 18080, endpoints: [String],
         pickerConfig: EndpointPickerConfig = .kvrouteDefault, maxBodyBytes: Int = 16 << 20, maxAttempts: Int = 3,
         ringSize: Int = 4096, scrapeInterval: Duration = .milliseconds(50), probeInterval: Duration = .milliseconds(250),
         discoveryInterval: Duration = .seconds(5), upstreamTimeout: Double = 600, upstreamIdleTimeout: Duration = .seconds(60),
@@ -57,7 +57,6 @@ public struct GatewayConfiguration: Sendable {
         self.host = host
         self.port = port
         self.endpoints = endpoints
-        self.mode = mode
         self.pickerConfig = pickerConfig
         self.maxBodyBytes = maxBodyBytes
         self.maxAttempts = maxAttempts

@@ -13,6 +13,17 @@ public enum RoutingOutcome: Sendable, Equatable {
     case abandoned
 }
 
+extension RoutingOutcome {
+    var result: RequestOutcome.Result {
+        switch self {
+        case .answered(let status): .answered(status: status)
+        case .failed(let code): .failed(code: code)
+        case .unobserved: .unobserved
+        case .abandoned: .abandoned
+        }
+    }
+}
+
 /// One routed request, from ``RequestRouter/route(_:headersOnly:started:)`` to its end: the
 /// decision, the endpoint it is counted on, and the bookkeeping that must end exactly once.
 /// ``finished(servedBy:outcome:usage:)`` ends it (later calls do nothing); a lease dropped
@@ -23,22 +34,22 @@ public final class RoutingLease: Sendable {
     /// The request as the routing core counts it (a request id of the router's).
     let ledgerRequest: InferenceRequest
     public let decision: RoutingDecision
-    let policy: RoutingPolicy
-    let metrics: PickerMetrics
+    let router: RequestRouter
+    var metrics: PickerMetrics { router.metrics }
     public let started: ContinuousClock.Instant
     private let state: Mutex<State>
 
     struct State {
         var endpoint: EndpointAddress
+        var firstByte: ContinuousClock.Instant?
         var done = false
     }
 
-    init(request: InferenceRequest, ledgerRequest: InferenceRequest, decision: RoutingDecision, policy: RoutingPolicy, metrics: PickerMetrics, started: ContinuousClock.Instant) {
+    init(request: InferenceRequest, ledgerRequest: InferenceRequest, decision: RoutingDecision, router: RequestRouter, started: ContinuousClock.Instant) {
         self.request = request
         self.ledgerRequest = ledgerRequest
         self.decision = decision
-        self.policy = policy
-        self.metrics = metrics
+        self.router = router
         self.started = started
         state = Mutex(State(endpoint: decision.endpoints[0]))
     }
@@ -62,20 +73,34 @@ public final class RoutingLease: Sendable {
             s.endpoint = endpoint
             return true
         }
-        if moved { policy.served(ledgerRequest, by: endpoint) }
+        if moved { router.scheduler.requestServed(requestID: ledgerRequest.requestID, by: endpoint) }
+    }
+
+    /// The answer's first byte arrived (only the first call counts): the time from `started`
+    /// reaches the ledger with ``finished(servedBy:outcome:usage:)`` as its time to first byte,
+    /// for plugins that learn latency.
+    public func firstByte(at instant: ContinuousClock.Instant = .now) {
+        state.withLock { s in
+            if !s.done && s.firstByte == nil { s.firstByte = instant }
+        }
     }
 
     /// Ends the request: the in-flight count goes down (on the endpoint that served, which the
-    /// routing core learns when it is not the primary), and the request is counted by
+    /// routing core learns when it is not the primary), the ledger learns what was observed
+    /// (the outcome, the time to first byte, the usage), and the request is counted by
     /// `outcome`. Only the first call counts.
     public func finished(servedBy: EndpointAddress?, outcome: RoutingOutcome, usage: ResponseUsage? = nil) {
-        guard state.withLock({ s -> Bool in
-            guard !s.done else { return false }
+        let now = ContinuousClock.now
+        guard let firstByte = state.withLock({ s -> ContinuousClock.Instant?? in
+            guard !s.done else { return nil }
             s.done = true
             if let servedBy { s.endpoint = servedBy }
-            return true
+            return .some(s.firstByte)
         }) else { return }
-        policy.finished(ledgerRequest, servedBy: servedBy)
+        router.scheduler.requestFinished(requestID: ledgerRequest.requestID, outcome: RequestOutcome(
+            servedBy: servedBy, result: outcome.result, finishedAt: router.clock(now),
+            timeToFirstByte: firstByte.map { RequestRouter.seconds($0 - started) },
+            promptTokens: usage?.promptTokens, cachedTokens: usage?.cachedTokens, completionTokens: usage?.completionTokens))
         let model = request.model
         switch outcome {
         case .answered(let status):

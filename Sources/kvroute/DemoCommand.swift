@@ -63,7 +63,7 @@ struct DemoCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure.exit("demo", CommandFailure.describe(error))
         }
-        let gateways: [(RoutingMode, Gateway)]
+        let gateways: [(String, Gateway)]
         do {
             gateways = try demo.makeGateways(enginePorts: ports)
         } catch {
@@ -92,9 +92,9 @@ struct DemoCommand: AsyncParsableCommand {
             try? await engines.stop()
             throw CommandFailure.exit("demo", CommandFailure.describe(error))
         }
-        var urls: [RoutingMode: String] = [:]
-        for ((mode, _), port) in zip(gateways, bound) { urls[mode] = "http://127.0.0.1:\(port)" }
-        let main = urls[.picker]!
+        var urls: [String: String] = [:]
+        for ((name, _), port) in zip(gateways, bound) { urls[name] = "http://127.0.0.1:\(port)" }
+        let main = urls[Demo.policies[0]]!
 
         print("kvroute demo: \(ports.count) simulated vLLM engines (\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))), gateway \(main)")
         print("")
@@ -111,8 +111,8 @@ struct DemoCommand: AsyncParsableCommand {
         if let json { try ramp.json().write(to: URL(fileURLWithPath: json)) }
         print("")
         var rows: [Demo.Row] = []
-        for mode in [RoutingMode.picker, .consistentHash, .roundRobin] {
-            let label = mode == .picker ? "kvroute picker" : mode == .consistentHash ? "picker off (consistent hash)" : "round-robin"
+        for mode in Demo.policies {
+            let label = mode == "default" ? "kvroute picker" : mode == "consistent-hash" ? "picker off (consistent hash)" : "round-robin"
             print("==> contrast run: \(label)")
             do {
                 rows.append(Demo.Row(mode: label, report: try await demo.contrast(gateway: urls[mode]!, enginePorts: ports, client: client)))

@@ -21,7 +21,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Engine base URLs, comma-separated (http://host:port).") var endpoints: [String] = []
     @Option(help: "An llm-d EndpointPickerConfig YAML file (default: kvroute's own profile).") var config: String?
     @Option(help: "on = the KV-cache-aware picker; off = the mesh fallback (consistent hash on x-session-id).") var picker: PickerSwitch = .on
-    @Option(help: "Override the routing mode: picker, consistent-hash, round-robin, random.") var mode: RoutingMode?
+    @Option(name: [.customLong("policy"), .customLong("mode")],
+            help: "A built-in routing configuration instead of --config: \(EndpointPickerConfig.builtInNames.joined(separator: ", ")) (also picker, session-hash). --mode is the older name.")
+    var policy: String?
     @Option(help: "Largest accepted request body, bytes.") var maxBodyBytes = 16 << 20
     @Option(help: "Endpoints one request may try before its first response byte.") var maxAttempts = 3
     @Option(help: "Metrics scrape interval, ms.") var scrapeIntervalMs = 50
@@ -46,12 +48,19 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func gatewayConfiguration() throws -> GatewayConfiguration {
         guard !endpoints.isEmpty else { throw ValidationError("--endpoints is required (http://host:port,...)") }
-        var picked: EndpointPickerConfig = .kvrouteDefault
+        var picked: EndpointPickerConfig = picker == .on ? .kvrouteDefault : .consistentHash
         if let config {
             do { picked = try EndpointPickerConfig.load(path: config) } catch { throw ValidationError("\(config): \(error)") }
         }
+        if let policy {
+            guard let builtIn = EndpointPickerConfig.builtIn(policy) else {
+                throw ValidationError("--policy: unknown \"\(policy)\" (known: \(EndpointPickerConfig.builtInNames.joined(separator: ", ")))")
+            }
+            // The old `--mode picker` kept --config's picker.
+            if !(policy == "picker" && config != nil) { picked = builtIn }
+        }
         return GatewayConfiguration(
-            host: host, port: port, endpoints: endpoints, mode: mode ?? (picker == .on ? .picker : .consistentHash),
+            host: host, port: port, endpoints: endpoints,
             pickerConfig: picked, maxBodyBytes: maxBodyBytes, maxAttempts: maxAttempts,
             scrapeInterval: .milliseconds(scrapeIntervalMs), probeInterval: .milliseconds(probeIntervalMs),
             discoveryInterval: .seconds(discoveryIntervalS),
@@ -90,7 +99,7 @@ struct GatewayCommand: AsyncParsableCommand {
             let servers = ServerGroup((tracer.map { [$0] } ?? []) + gateway.services, logger: logger)
             guard let bound = try await servers.untilListening({ await gateway.waitUntilListening() }) else { return }
             logger.info("gateway listening", metadata: [
-                "url": "http://\(host):\(bound)", "mode": "\(gateway.router.policy.mode.rawValue)",
+                "url": "http://\(host):\(bound)", "policy": "\(gateway.router.policyName)",
                 "endpoints": "\(gateway.pool.members.map(\.address.description))", "healthy": "\(gateway.pool.healthyCount)",
             ])
             try await servers.wait()
@@ -98,4 +107,3 @@ struct GatewayCommand: AsyncParsableCommand {
     }
 }
 
-extension RoutingMode: ExpressibleByArgument {}

@@ -7,8 +7,25 @@ func snap(_ i: Int, waiting: Int = 0, running: Int = 0, kv: Double = 0, healthy:
     EndpointSnapshot(address: ep(i), labels: labels, waitingRequests: waiting, runningRequests: running, kvCacheUsage: kv, healthy: healthy, metricsAge: age)
 }
 
-func context(_ r: InferenceRequest = InferenceRequest(requestID: "r", model: "m", prompt: .text("x")), inFlight: [EndpointAddress: Int] = [:], session: EndpointAddress? = nil) -> SchedulingContext {
-    SchedulingContext(request: r, inFlight: inFlight, sessionEndpoint: session)
+func context(_ r: InferenceRequest = InferenceRequest(requestID: "r", model: "m", prompt: .text("x"))) -> SchedulingContext {
+    SchedulingContext(request: r)
+}
+
+/// Scores with an empty ledger (or `ledger`).
+func score(_ scorer: some EndpointScorer, _ candidates: [EndpointSnapshot], _ c: inout SchedulingContext, ledger: RoutingLedger = RoutingLedger()) -> [Double] {
+    scorer.score(candidates, context: &c, ledger: ledger)
+}
+
+/// A ledger with the scorer's states installed.
+func ledger(for scorer: some EndpointScorer) -> RoutingLedger {
+    var l = RoutingLedger()
+    for spec in scorer.ledgerStates { l.install(spec) }
+    return l
+}
+
+/// Admits the request `c` scored to `endpoint`, as the Scheduler does after a pick.
+func admit(_ c: SchedulingContext, to endpoint: EndpointAddress, in ledger: inout RoutingLedger) {
+    ledger.admit(RequestRecord(requestID: c.request.requestID, endpoint: endpoint, session: c.request.sessionKey, admittedAt: c.now, profile: "default", context: c.retained))
 }
 
 @Suite("Scorers, filters and pickers")
@@ -17,71 +34,116 @@ struct ScorerTests {
           arguments: [([0, 5, 10], [1.0, 0.5, 0.0]), ([3, 3, 3], [1.0, 1.0, 1.0]), ([2, 0], [0.0, 1.0])])
     func queue(_ waiting: [Int], _ expected: [Double]) {
         var c = context()
-        #expect(QueueScorer(name: "q").score(waiting.indices.map { snap($0, waiting: waiting[$0]) }, context: &c) == expected)
+        #expect(QueueScorer(name: "q").score(waiting.indices.map { snap($0, waiting: waiting[$0]) }, context: &c, ledger: RoutingLedger()) == expected)
     }
 
     @Test("kv-cache-utilization-scorer: 1 − usage", arguments: [(0.0, 1.0), (0.25, 0.75), (1.0, 0.0)])
     func kv(_ usage: Double, _ expected: Double) {
         var c = context()
-        #expect(KVCacheUtilizationScorer(name: "k").score([snap(0, kv: usage)], context: &c) == [expected])
+        #expect(KVCacheUtilizationScorer(name: "k").score([snap(0, kv: usage)], context: &c, ledger: RoutingLedger()) == [expected])
     }
 
     @Test("load-aware-scorer: 0.5 idle, falling to 0 at the threshold", arguments: [(0, 0.5), (64, 0.25), (128, 0.0), (500, 0.0)])
     func loadAware(_ waiting: Int, _ expected: Double) {
         var c = context()
-        #expect(LoadAwareScorer(name: "l", threshold: 128).score([snap(0, waiting: waiting)], context: &c) == [expected])
+        #expect(LoadAwareScorer(name: "l", threshold: 128).score([snap(0, waiting: waiting)], context: &c, ledger: RoutingLedger()) == [expected])
     }
 
-    @Test("active-request-scorer uses the pick-time in-flight counts")
-    func active() {
-        var c = context(inFlight: [ep(0): 4, ep(1): 2])
-        #expect(ActiveRequestScorer(name: "a").score([snap(0), snap(1), snap(2)], context: &c) == [0, 0.5, 1])
-        var idle = context()
-        #expect(ActiveRequestScorer(name: "a").score([snap(0), snap(1)], context: &idle) == [1, 1])
+    @Test("active-request-scorer: 1 − in flight / most in flight, from the ledger's pick-time counts", arguments: [
+        ([4, 2, 0], [0.0, 0.5, 1.0]), ([0, 0], [1.0, 1.0]), ([3, 3], [0.0, 0.0]), ([1, 0, 0, 0], [0.0, 1.0, 1.0, 1.0]),
+    ])
+    func active(_ inFlight: [Int], _ expected: [Double]) {
+        var c = context()
+        let l = RoutingLedger(inFlight: Dictionary(uniqueKeysWithValues: inFlight.indices.map { (ep($0), inFlight[$0]) }))
+        #expect(score(ActiveRequestScorer(name: "a"), inFlight.indices.map { snap($0) }, &c, ledger: l) == expected)
     }
 
-    @Test("session-affinity-scorer: remembered endpoint, or the x-session-token header")
-    func session() {
-        var c = context(session: ep(1))
-        #expect(SessionAffinityScorer(name: "s").score([snap(0), snap(1)], context: &c) == [0, 1])
-        let token = SessionAffinityScorer.token(for: ep(0))
-        var t = context(InferenceRequest(requestID: "r", model: "m", prompt: .none, headers: ["x-session-token": token]), session: ep(1))
-        #expect(SessionAffinityScorer(name: "s").score([snap(0), snap(1)], context: &t) == [1, 0])
+    @Test("saturation-scorer: (in flight + waiting) / threshold, or KV usage past kvThreshold", arguments: [
+        (0, 0, 0.0, 1.0), (2, 2, 0.0, 0.5), (8, 0, 0.0, 0.0), (0, 12, 0.0, 0.0), (0, 0, 0.7, 0.5), (0, 0, 0.95, 0.0), (2, 0, 0.6, 0.75),
+    ])
+    func saturation(_ inFlight: Int, _ waiting: Int, _ kv: Double, _ expected: Double) {
+        var c = context()
+        let scores = score(SaturationScorer(name: "s", threshold: 8, kvThreshold: 0.5), [snap(0, waiting: waiting, kv: kv)], &c,
+                           ledger: RoutingLedger(inFlight: [ep(0): inFlight]))
+        #expect(abs(scores[0] - expected) < 1e-9, "\(scores)")
     }
 
-    @Test("prefix-cache-scorer: matched leading blocks / blocks, learned from picks, LRU-bounded")
-    func prefix() {
+    struct SessionCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var remembered: EndpointAddress?
+        var token: EndpointAddress?
+        var expected: [Double]
+        var testDescription: String { name }
+    }
+
+    @Test("session-affinity-scorer: the ledger's remembered endpoint, or the x-session-token header", arguments: [
+        SessionCase(name: "remembered", remembered: ep(1), token: nil, expected: [0, 1]),
+        SessionCase(name: "token wins", remembered: ep(1), token: ep(0), expected: [1, 0]),
+        SessionCase(name: "token only", remembered: nil, token: ep(1), expected: [0, 1]),
+        SessionCase(name: "unknown session", remembered: nil, token: nil, expected: [0, 0]),
+    ])
+    func session(_ t: SessionCase) {
+        var c = context(InferenceRequest(requestID: "r", model: "m", prompt: .none, sessionKey: "s",
+                                         headers: t.token.map { ["x-session-token": SessionAffinityScorer.token(for: $0)] } ?? [:]))
+        let l = RoutingLedger(inFlight: [:], sessions: t.remembered.map { ["s": $0] } ?? [:])
+        #expect(score(SessionAffinityScorer(name: "s"), [snap(0), snap(1)], &c, ledger: l) == t.expected)
+    }
+
+    @Test("prefix-cache-scorer: matched leading blocks / blocks, learned from admissions, LRU-bounded")
+    func prefix() throws {
         let scorer = PrefixCacheScorer(name: "p", blockBytes: 4, maxBlocks: 100, lruCapacityPerServer: 6)
+        var l = ledger(for: scorer)
         let r1 = InferenceRequest(requestID: "1", model: "m", prompt: .text("aaaabbbbccccdddd"))
         var c1 = context(r1)
-        #expect(scorer.score([snap(0), snap(1)], context: &c1) == [0, 0])
-        scorer.picked(ep(0), context: c1)
+        #expect(score(scorer, [snap(0), snap(1)], &c1, ledger: l) == [0, 0])
+        admit(c1, to: ep(0), in: &l)
         // Shares the first two of four blocks.
         var c2 = context(InferenceRequest(requestID: "2", model: "m", prompt: .text("aaaabbbbxxxxyyyy")))
-        #expect(scorer.score([snap(0), snap(1)], context: &c2) == [0.5, 0])
+        #expect(score(scorer, [snap(0), snap(1)], &c2, ledger: l) == [0.5, 0])
         // Another model never matches (the chain is seeded with the model name).
         var c3 = context(InferenceRequest(requestID: "3", model: "other", prompt: .text("aaaabbbbccccdddd")))
-        #expect(scorer.score([snap(0)], context: &c3) == [0])
+        #expect(score(scorer, [snap(0)], &c3, ledger: l) == [0])
         // Six more blocks on endpoint 0 push the first request's blocks out of its LRU.
         var c4 = context(InferenceRequest(requestID: "4", model: "m", prompt: .text("eeeeffffgggghhhhiiiijjjj")))
-        _ = scorer.score([snap(0)], context: &c4)
-        scorer.picked(ep(0), context: c4)
+        _ = score(scorer, [snap(0)], &c4, ledger: l)
+        admit(c4, to: ep(0), in: &l)
         var c5 = context(r1)
-        #expect(scorer.score([snap(0)], context: &c5) == [0])
-        #expect(scorer.indexSize == 6)
+        #expect(score(scorer, [snap(0)], &c5, ledger: l) == [0])
+        #expect(try #require(l[scorer.key]).size == 6)
+    }
+
+    @Test("prefix-cache-scorer: a move gives the prompt to the endpoint that served and takes the blocks the admission added")
+    func prefixMove() throws {
+        let scorer = PrefixCacheScorer(name: "p", blockBytes: 4, maxBlocks: 100)
+        var l = ledger(for: scorer)
+        var c1 = context(InferenceRequest(requestID: "1", model: "m", prompt: .text("aaaabbbb")))
+        _ = score(scorer, [snap(0), snap(1)], &c1, ledger: l)
+        admit(c1, to: ep(0), in: &l)
+        l.finish(requestID: "1", outcome: RequestOutcome(servedBy: ep(0)))
+        // Shares "aaaa" with endpoint 0; moved to endpoint 1, endpoint 0 keeps only what it held.
+        var c2 = context(InferenceRequest(requestID: "2", model: "m", prompt: .text("aaaacccc")))
+        #expect(score(scorer, [snap(0), snap(1)], &c2, ledger: l) == [0.5, 0])
+        admit(c2, to: ep(0), in: &l)
+        l.move(requestID: "2", to: ep(1))
+        var c3 = context(InferenceRequest(requestID: "3", model: "m", prompt: .text("aaaacccc")))
+        #expect(score(scorer, [snap(0), snap(1)], &c3, ledger: l) == [0.5, 1])
+        l.endpointLeft(ep(1))
+        var c4 = context(InferenceRequest(requestID: "4", model: "m", prompt: .text("aaaacccc")))
+        #expect(score(scorer, [snap(0), snap(1)], &c4, ledger: l) == [0.5, 0])
     }
 
     @Test("chats sharing a system prompt share prefix blocks; a different system prompt does not")
     func chatPrefix() {
         let scorer = PrefixCacheScorer(name: "p")
+        var l = ledger(for: scorer)
         let system = ChatMessage(role: "system", content: String(repeating: "Be precise and kind. ", count: 40))
         var c1 = context(InferenceRequest(requestID: "1", model: "m", prompt: .messages([system, ChatMessage(role: "user", content: "first")])))
-        _ = scorer.score([snap(0)], context: &c1)
-        scorer.picked(ep(0), context: c1)
+        _ = score(scorer, [snap(0)], &c1, ledger: l)
+        admit(c1, to: ep(0), in: &l)
         var c2 = context(InferenceRequest(requestID: "2", model: "m", prompt: .messages([system, ChatMessage(role: "user", content: "second question")])))
-        #expect(scorer.score([snap(0)], context: &c2)[0] > 0.9)
+        #expect(score(scorer, [snap(0)], &c2, ledger: l)[0] > 0.9)
         var c3 = context(InferenceRequest(requestID: "3", model: "m", prompt: .messages([ChatMessage(role: "system", content: "Other rules. " + system.content), ChatMessage(role: "user", content: "first")])))
-        #expect(scorer.score([snap(0)], context: &c3)[0] == 0)
+        #expect(score(scorer, [snap(0)], &c3, ledger: l)[0] == 0)
     }
 
     @Test("decode-filter keeps decode, both and unlabelled endpoints")

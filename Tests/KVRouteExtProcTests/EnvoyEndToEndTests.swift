@@ -157,7 +157,7 @@ struct EnvoyEndToEndTests {
             }
         }
         let rr: (rate: Double, intact: Bool) = try await withSimCluster(engines: 3, engine: engine) { _, urls in
-            let gateway = try Gateway(configuration: .init(host: "127.0.0.1", port: 0, endpoints: urls, mode: .roundRobin), logger: quietLogger)
+            let gateway = try Gateway(configuration: .init(host: "127.0.0.1", port: 0, endpoints: urls, pickerConfig: .roundRobin), logger: quietLogger)
             await gateway.warmUp()
             return try await withServices(gateway.services) {
                 let port = await gateway.waitUntilListening()

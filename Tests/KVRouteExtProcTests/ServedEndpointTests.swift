@@ -58,7 +58,7 @@ struct ServedEndpointTests {
                 let served = try #require(ExtProcServiceTests.header(out[2].responseHeaders.response, "x-session-token"))
                 #expect(served == SessionAffinityScorer.token(for: fallback))
                 let router = picker.service.router
-                #expect(router.scheduler?.inFlightTotal == 0)
+                #expect(router.scheduler.inFlightTotal == 0)
                 let metrics = String(decoding: picker.metrics.render(), as: UTF8.self)
                 #expect(metrics.contains("kvroute_requests_routed_total{endpoint=\"\(fallback)\"} 1"))
 
@@ -88,7 +88,7 @@ struct ServedEndpointTests {
                 let dest = try #require(ExtProcServiceTests.destination(out[1].requestBody.response))
                 let token = try #require(ExtProcServiceTests.header(out[2].responseHeaders.response, "x-session-token"))
                 #expect(String(decoding: Data(base64Encoded: token) ?? Data(), as: UTF8.self) == dest)
-                #expect(picker.service.router.scheduler?.inFlightTotal == 0)
+                #expect(picker.service.router.scheduler.inFlightTotal == 0)
             }
         }
     }

@@ -6,11 +6,11 @@ import Logging
 
 /// Runs `body` against a gateway in front of `endpoints`, on a free loopback port.
 func withGateway<T: Sendable>(
-    endpoints: [String], mode: RoutingMode = .picker, config: EndpointPickerConfig = .kvrouteDefault,
+    endpoints: [String], config: EndpointPickerConfig = .kvrouteDefault,
     seed: UInt64? = 1, explainSecret: String? = nil, _ body: @Sendable (Gateway, String) async throws -> T
 ) async throws -> T {
     let gateway = try Gateway(configuration: GatewayConfiguration(
-        host: "127.0.0.1", port: 0, endpoints: endpoints, mode: mode, pickerConfig: config,
+        host: "127.0.0.1", port: 0, endpoints: endpoints, pickerConfig: config,
         maxBodyBytes: 4 << 20, explainSecret: explainSecret, seed: seed), logger: quietLogger)
     await gateway.warmUp()
     return try await withServices(gateway.services) {

@@ -14,8 +14,8 @@ struct GatewayLeaseTests {
         let a = try await FakeEngine(.ok()), b = try await FakeEngine(.ok())
         defer { Task { await b.stop() } }
         // Probes far apart: the dead primary stays healthy in the pool, as between two probes.
-        try await withTestGateway(fakeConfiguration([a, b], mode: .picker, probe: .seconds(60))) { gateway, gw in
-            let scheduler = try #require(gateway.router.scheduler)
+        try await withTestGateway(fakeConfiguration([a, b], policy: .kvrouteDefault, probe: .seconds(60))) { gateway, gw in
+            let scheduler = gateway.router.scheduler
             let primary = try #require(EndpointAddress(a.address)), fallback = try #require(EndpointAddress(b.address))
             await a.stop()
             let system = String(repeating: "A long system prompt shared by the whole conversation. ", count: 40)
@@ -43,7 +43,7 @@ struct GatewayLeaseTests {
     func sessionTokenOnAnswers() async throws {
         let e = try await FakeEngine(.ok())
         defer { Task { await e.stop() } }
-        try await withTestGateway(fakeConfiguration([e], mode: .roundRobin)) { _, gw in
+        try await withTestGateway(fakeConfiguration([e], policy: .roundRobin)) { _, gw in
             let r = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chat)
             #expect(r.status == 200)
             let token = try #require(r.headers.first(name: "x-session-token"))

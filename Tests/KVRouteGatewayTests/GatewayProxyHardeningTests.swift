@@ -23,9 +23,9 @@ func withTestGateway<T: Sendable>(_ configuration: GatewayConfiguration, _ body:
 }
 
 /// A configuration for fake engines: round-robin, slow background probes unless asked.
-func fakeConfiguration(_ engines: [FakeEngine], mode: RoutingMode = .roundRobin, probe: Duration = .milliseconds(250)) -> GatewayConfiguration {
+func fakeConfiguration(_ engines: [FakeEngine], policy: EndpointPickerConfig = .roundRobin, probe: Duration = .milliseconds(250)) -> GatewayConfiguration {
     GatewayConfiguration(
-        endpoints: [engines.map(\.url).joined(separator: ",")], mode: mode, scrapeInterval: probe, probeInterval: probe,
+        endpoints: [engines.map(\.url).joined(separator: ",")], pickerConfig: policy, scrapeInterval: probe, probeInterval: probe,
         upstreamTimeout: 30, upstreamIdleTimeout: .seconds(1), seed: 1)
 }
 
@@ -259,7 +259,7 @@ struct GatewayProxyHardeningTests {
     @Test("error bodies name no engine address; every endpoint refusing gives one 502")
     func noAddressesInErrors() async throws {
         let ports = [freePort(), freePort()]
-        var c = GatewayConfiguration(endpoints: [ports.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")], mode: .roundRobin, seed: 1)
+        var c = GatewayConfiguration(endpoints: [ports.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")], pickerConfig: .roundRobin, seed: 1)
         try await withTestGateway(c) { _, gw in
             let r = try await post(gw, chat)
             #expect(r.status == 502, "\(r.body)")
@@ -274,8 +274,8 @@ struct GatewayProxyHardeningTests {
     @Test("a client that leaves at any point leaves no request in flight", arguments: ["before the head", "before the stream", "mid-stream"])
     func inFlightAfterDisconnect(phase: String) async throws {
         let engine = try await FakeEngine(phase == "mid-stream" ? .trickle(every: .milliseconds(50)) : .ok(delay: .milliseconds(400)))
-        try await withTestGateway(fakeConfiguration([engine], mode: .picker)) { gateway, gw in
-            let scheduler = try #require(gateway.router.scheduler)
+        try await withTestGateway(fakeConfiguration([engine], policy: .kvrouteDefault)) { gateway, gw in
+            let scheduler = gateway.router.scheduler
             let endpoint = try #require(gateway.pool.members.first?.address)
             let port = Int(gw.split(separator: ":").last!)!
             for _ in 0..<5 {

@@ -46,7 +46,7 @@ struct GatewayResilienceTests {
         try await victim.waitHealthy()
         let victimAddress = "127.0.0.1:\(victim.port)"
         try await withSimCluster(engines: 2) { _, urls in
-            try await withGateway(endpoints: urls + ["http://" + victimAddress], mode: .roundRobin) { gateway, gw in
+            try await withGateway(endpoints: urls + ["http://" + victimAddress], config: .roundRobin) { gateway, gw in
                 let system = systemPrompt(group: 3, tokens: 500)
                 // 30 sessions stream concurrently in rounds, spread round-robin so a third of
                 // them use the victim. The victim runs in real time (≈ 0.4 s per stream), the
@@ -125,7 +125,7 @@ struct GatewayResilienceTests {
     func retryOn5xx() async throws {
         try await withSimCluster(engines: 3) { cluster, urls in
             cluster.servers[0].faultSettings = .init(failRate: 1, failStatus: 503)
-            try await withGateway(endpoints: urls, mode: .roundRobin) { _, gw in
+            try await withGateway(endpoints: urls, config: .roundRobin) { _, gw in
                 for i in 0..<9 {
                     let r = try await TestHTTP.postJSON(gw + "/v1/chat/completions", chatBody(system: "s", user: "\(i)"))
                     #expect(r.status == 200)

@@ -40,9 +40,9 @@ struct GatewayRoutingTests {
     /// 64 sessions over 8 shared ~2k-token system prompts, all concurrent, 3 turns each,
     /// on engines whose KV caches hold about four of the eight prompts each (500 blocks of 16
     /// tokens): the cluster can keep every prompt cached only if each lives on one engine.
-    static func sharedPromptRun(mode: RoutingMode) async throws -> (hitRate: Double, maxOverMean: Double) {
+    static func sharedPromptRun(config: EndpointPickerConfig) async throws -> (hitRate: Double, maxOverMean: Double) {
         try await withSimCluster(engines: 3, engine: testEngineConfiguration(numGPUBlocks: 500, maxNumSeqs: 64)) { _, urls in
-            try await withGateway(endpoints: urls, mode: mode) { _, gw in
+            try await withGateway(endpoints: urls, config: config) { _, gw in
                 let prompts = (0..<8).map { systemPrompt(group: $0, tokens: 2000) }
                 let (rate, _, perEngine) = try await deltaHitRate(urls) { () -> [String: Int] in
                     var perEngine: [String: Int] = [:]
@@ -73,8 +73,8 @@ struct GatewayRoutingTests {
 
     @Test("64 sessions over 8 shared prompts: hit rate ≥ 2× round-robin, busiest engine ≤ 1.5× the mean")
     func sharedPrompts() async throws {
-        let kv = try await Self.sharedPromptRun(mode: .picker)
-        let rr = try await Self.sharedPromptRun(mode: .roundRobin)
+        let kv = try await Self.sharedPromptRun(config: .kvrouteDefault)
+        let rr = try await Self.sharedPromptRun(config: .roundRobin)
         print(String(format: "shared prompts: kvroute hit rate %.3f (busiest/mean %.2f), round-robin %.3f (busiest/mean %.2f), ratio %.2f×",
                      kv.hitRate, kv.maxOverMean, rr.hitRate, rr.maxOverMean, kv.hitRate / max(rr.hitRate, 1e-9)))
         #expect(kv.hitRate >= 2 * rr.hitRate)
@@ -84,7 +84,7 @@ struct GatewayRoutingTests {
     @Test("picker off: each of 20 sessions stays on one engine (consistent hash on x-session-id)")
     func pickerOff() async throws {
         try await withSimCluster(engines: 3) { _, urls in
-            try await withGateway(endpoints: urls, mode: .consistentHash) { _, gw in
+            try await withGateway(endpoints: urls, config: .consistentHash) { _, gw in
                 var stickiness: [Double] = []
                 var used = Set<String>()
                 for s in 0..<20 {

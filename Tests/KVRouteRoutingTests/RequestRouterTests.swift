@@ -8,9 +8,9 @@ import Testing
 struct RequestRouterTests {
     static let endpoints = (1...3).map { EndpointAddress(host: "10.0.0.\($0)", port: 8000) }
 
-    static func router(mode: RoutingMode = .picker) throws -> RequestRouter {
+    static func router(policy: EndpointPickerConfig = .kvrouteDefault) throws -> RequestRouter {
         try RequestRouter(
-            configuration: .init(mode: mode, pickerConfig: .kvrouteDefault, seed: 1, maxAttempts: 3),
+            configuration: .init(pickerConfig: policy, seed: 1, maxAttempts: 3),
             metrics: PickerMetrics(poolName: "test"),
             snapshots: { endpoints.map { EndpointSnapshot(address: $0) } })
     }
@@ -25,7 +25,7 @@ struct RequestRouterTests {
     @Test("in flight goes up on route and down on finish, exactly once")
     func inFlightExactlyOnce() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         let lease = try router.route(Self.request("r1"))
         #expect(scheduler.inFlight(lease.primary) == 1)
         #expect(scheduler.inFlightTotal == 1)
@@ -42,7 +42,7 @@ struct RequestRouterTests {
     @Test("a lease dropped unfinished releases its in-flight count")
     func droppedLease() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         do {
             let lease = try router.route(Self.request("dropped"))
             #expect(scheduler.inFlight(lease.primary) == 1)
@@ -53,7 +53,7 @@ struct RequestRouterTests {
     @Test("two requests with the same client request id are counted apart")
     func collidingRequestIDs() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         let a = try router.route(Self.request("same"))
         let b = try router.route(Self.request("same"))
         #expect(scheduler.inFlightTotal == 2)
@@ -66,7 +66,7 @@ struct RequestRouterTests {
     @Test("a lease served by a fallback moves the in-flight count, the prefix index entry and the session token there")
     func fallbackServes() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         // The session token pins the primary, so the fallback is known.
         let lease = try router.route(Self.request("first", session: "s1", token: Self.endpoints[0]))
         let primary = lease.primary
@@ -97,7 +97,7 @@ struct RequestRouterTests {
     @Test("finishing with a fallback that was never announced moves the bookkeeping the same way")
     func finishedByFallback() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         let lease = try router.route(Self.request("first", token: Self.endpoints[1]))
         #expect(lease.primary == Self.endpoints[1])
         let fallback = Self.endpoints[2]
@@ -113,10 +113,10 @@ struct RequestRouterTests {
     @Test("a session known from headers alone goes by consistent hash and is counted in flight")
     func headersOnlySession() throws {
         let router = try Self.router()
-        let scheduler = try #require(router.scheduler)
+        let scheduler = router.scheduler
         let headersOnly = InferenceRequest(requestID: "h", model: "", prompt: .none, sessionKey: "sticky")
         let lease = try router.route(headersOnly, headersOnly: true)
-        #expect(lease.decision.mode == .consistentHash)
+        #expect(lease.decision.profile == "consistent-hash" && lease.decision.mode == "consistent-hash")
         #expect(scheduler.inFlight(lease.primary) == 1)
         let again = try router.route(headersOnly, headersOnly: true)
         #expect(again.primary == lease.primary)
@@ -128,8 +128,38 @@ struct RequestRouterTests {
         var token = headersOnly
         token.headers[SessionKey.tokenHeader] = SessionAffinityScorer.token(for: Self.endpoints[2])
         let picked = try router.route(token, headersOnly: true)
-        #expect(picked.decision.mode == .picker)
+        #expect(picked.decision.profile == "default" && picked.decision.mode == "default")
         #expect(picked.primary == Self.endpoints[2])
+    }
+
+    /// Keeps the outcomes the ledger hands its states.
+    struct Outcomes: LedgerState {
+        var seen: [RequestOutcome] = []
+        mutating func learn(_ event: LedgerEvent) {
+            if case .finished(_, let o) = event { seen.append(o) }
+        }
+    }
+
+    @Test("what the front door observed — time to first byte, token usage, status — reaches the ledger's states")
+    func outcomesReachTheLedger() throws {
+        let router = try Self.router()
+        let key = LedgerKey<Outcomes>("test/outcomes")
+        router.scheduler.withLedger { $0.install(LedgerStateSpec(key) { Outcomes() }) }
+        let started = ContinuousClock.now
+        let lease = try router.route(Self.request("observed"), started: started)
+        lease.firstByte(at: started + .milliseconds(250))
+        lease.firstByte(at: started + .seconds(9))
+        lease.finished(servedBy: lease.primary, outcome: .answered(status: 200),
+                       usage: ResponseUsage(promptTokens: 120, completionTokens: 7, cachedTokens: 64))
+        let unobserved = try router.route(Self.request("unobserved"))
+        unobserved.finished(servedBy: nil, outcome: .failed(code: 502))
+        let seen = try #require(router.scheduler.withLedger { $0[key] }).seen
+        #expect(seen.count == 2)
+        let o = try #require(seen.first)
+        #expect(o.servedBy == lease.primary && o.result == .answered(status: 200))
+        #expect(o.timeToFirstByte.map { abs($0 - 0.25) < 1e-9 } == true)
+        #expect(o.promptTokens == 120 && o.cachedTokens == 64 && o.completionTokens == 7)
+        #expect(seen[1].result == .failed(code: 502) && seen[1].timeToFirstByte == nil && seen[1].promptTokens == nil)
     }
 
     @Test("errors are KVRouteErrors with their HTTP status, counted by status")
@@ -142,7 +172,7 @@ struct RequestRouterTests {
         let page = String(decoding: router.metrics.render(), as: UTF8.self)
         #expect(page.contains("error_code=\"503\""))
         // The mesh modes honour the subset hint too.
-        let ring = try Self.router(mode: .consistentHash)
+        let ring = try Self.router(policy: .consistentHash)
         var hinted = Self.request("ring", session: "s")
         hinted.subsetHint = [Self.endpoints[1]]
         let lease = try ring.route(hinted)

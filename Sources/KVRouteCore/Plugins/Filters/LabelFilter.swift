@@ -33,22 +33,30 @@ public struct LabelFilter: EndpointFilter {
     }
 }
 
-/// Drops unhealthy endpoints and those whose metrics are older than `maxMetricsAge`
-/// seconds — unless that would drop every endpoint, in which case all are kept (routing
-/// somewhere beats refusing when the whole view is stale). Always applied first.
+/// `healthy-filter`: drops unhealthy endpoints and those whose metrics are older than
+/// `maxMetricsAge` seconds (1; `checkMetricsAge: false` keeps every endpoint that is up, as a
+/// mesh load balancer does) — unless that would drop every endpoint, in which case all are
+/// kept (routing somewhere beats refusing when the whole view is stale). Always applied
+/// first: a profile without one gets the default.
 public struct HealthFilter: EndpointFilter {
     public let type = "healthy-filter"
     public let name: String
     public let maxMetricsAge: Double
+    public let checkMetricsAge: Bool
 
-    public init(name: String = "healthy-filter", maxMetricsAge: Double = 1.0) {
+    public init(name: String = "healthy-filter", maxMetricsAge: Double = 1.0, checkMetricsAge: Bool = true) {
         self.name = name
         self.maxMetricsAge = maxMetricsAge
+        self.checkMetricsAge = checkMetricsAge
+    }
+
+    static func make(name: String, parameters p: inout PluginParameters) throws -> HealthFilter {
+        HealthFilter(name: name, maxMetricsAge: try p.double("maxMetricsAge", default: 1.0), checkMetricsAge: try p.bool("checkMetricsAge", default: true))
     }
 
     public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
-        let fresh = candidates.filter { $0.healthy && ($0.metricsAge.map { $0 <= maxMetricsAge } ?? false) }
-        if !fresh.isEmpty { return (fresh, "unhealthy or metrics older than \(maxMetricsAge)s") }
+        let fresh = candidates.filter { $0.healthy && (!checkMetricsAge || ($0.metricsAge.map { $0 <= maxMetricsAge } ?? false)) }
+        if !fresh.isEmpty { return (fresh, checkMetricsAge ? "unhealthy or metrics older than \(maxMetricsAge)s" : "unhealthy") }
         let healthy = candidates.filter(\.healthy)
         return (healthy.isEmpty ? candidates : healthy, "unhealthy")
     }

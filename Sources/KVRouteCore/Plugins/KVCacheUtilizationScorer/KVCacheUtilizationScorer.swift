@@ -4,7 +4,9 @@ public struct KVCacheUtilizationScorer: EndpointScorer {
     public let name: String
     public init(name: String) { self.name = name }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> KVCacheUtilizationScorer { KVCacheUtilizationScorer(name: name) }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
         candidates.map { max(0, min(1, 1 - $0.kvCacheUsage)) }
     }
 }

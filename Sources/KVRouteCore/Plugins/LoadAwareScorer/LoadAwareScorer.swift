@@ -10,7 +10,11 @@ public struct LoadAwareScorer: EndpointScorer {
         self.threshold = max(1, threshold)
     }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> LoadAwareScorer {
+        LoadAwareScorer(name: name, threshold: try p.int("threshold", default: 128, min: 1))
+    }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
         candidates.map { c in
             guard c.waitingRequests > 0 else { return 0.5 }
             return 0.5 * (1 - min(Double(c.waitingRequests) / Double(threshold), 1))

@@ -10,7 +10,12 @@ public struct MaxScorePicker: EndpointPicker {
         self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
     }
 
-    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> MaxScorePicker {
+        MaxScorePicker(name: name, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], context: inout SchedulingContext, ledger: RoutingLedger,
+                     using rng: inout SeededGenerator) -> [EndpointAddress] {
         // Shuffle first so the stable sort breaks ties at random.
         var s = scored
         s.shuffle(using: &rng)
@@ -30,7 +35,12 @@ public struct RandomPicker: EndpointPicker {
         self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
     }
 
-    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> RandomPicker {
+        RandomPicker(name: name, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], context: inout SchedulingContext, ledger: RoutingLedger,
+                     using rng: inout SeededGenerator) -> [EndpointAddress] {
         Array(scored.map(\.endpoint.address).shuffled(using: &rng).prefix(maxNumOfEndpoints))
     }
 }
@@ -46,7 +56,12 @@ public struct WeightedRandomPicker: EndpointPicker {
         self.maxNumOfEndpoints = max(1, maxNumOfEndpoints)
     }
 
-    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> WeightedRandomPicker {
+        WeightedRandomPicker(name: name, maxNumOfEndpoints: try p.int("maxNumOfEndpoints", default: 1, min: 1))
+    }
+
+    public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], context: inout SchedulingContext, ledger: RoutingLedger,
+                     using rng: inout SeededGenerator) -> [EndpointAddress] {
         var pool = scored
         var out: [EndpointAddress] = []
         while !pool.isEmpty && out.count < maxNumOfEndpoints {
@@ -64,5 +79,13 @@ public struct WeightedRandomPicker: EndpointPicker {
             out.append(pool.remove(at: chosen).endpoint.address)
         }
         return out
+    }
+}
+
+extension EndpointPicker {
+    /// Picks for a request that needs no context or ledger (tables of cases).
+    func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], using rng: inout SeededGenerator) -> [EndpointAddress] {
+        var context = SchedulingContext(request: InferenceRequest(requestID: "", model: "", prompt: .none))
+        return pick(scored, context: &context, ledger: RoutingLedger(), using: &rng)
     }
 }

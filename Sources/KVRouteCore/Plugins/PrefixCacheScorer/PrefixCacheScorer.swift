@@ -1,25 +1,24 @@
-import Synchronization
-
 /// `prefix-cache-scorer`: the share of a prompt's leading blocks an endpoint probably holds,
 /// estimated without engine help (Gateway API Inference Extension semantics). The prompt's
 /// text is cut into blocks of `blockSize` tokens × 4 characters, hashed as a chain seeded
-/// with the model name; each endpoint keeps an LRU of the blocks routed to it. Score =
-/// matched leading blocks / blocks considered. The index learns from every pick.
+/// with the model name; the ledger's ``PrefixIndexState`` keeps per endpoint an LRU of the
+/// blocks routed there. Score = matched leading blocks / blocks considered. The index learns
+/// from every admission, and moves blocks when another endpoint serves.
 ///
 /// Parameters: `blockSize` (tokens per block, 16), `hashBlockSize` (characters per block;
 /// overrides blockSize × 4), `maxPrefixBlocksToMatch` (256), `lruCapacityPerServer` (31,250).
-public final class PrefixCacheScorer: EndpointScorer {
+public struct PrefixCacheScorer: EndpointScorer {
     public let type = "prefix-cache-scorer"
     public let name: String
     public let blockBytes: Int
     public let maxBlocks: Int
-    private let index: Mutex<PrefixIndex>
+    public let lruCapacityPerServer: Int
 
     public init(name: String, blockBytes: Int = 64, maxBlocks: Int = 256, lruCapacityPerServer: Int = 31_250) {
         self.name = name
         self.blockBytes = blockBytes
         self.maxBlocks = maxBlocks
-        self.index = Mutex(PrefixIndex(capacityPerEndpoint: lruCapacityPerServer))
+        self.lruCapacityPerServer = lruCapacityPerServer
     }
 
     static func make(name: String, parameters p: inout PluginParameters) throws -> PrefixCacheScorer {
@@ -33,49 +32,81 @@ public final class PrefixCacheScorer: EndpointScorer {
         return PrefixCacheScorer(name: name, blockBytes: chars, maxBlocks: maxBlocks, lruCapacityPerServer: capacity)
     }
 
-    public var indexSize: Int { index.withLock { $0.size } }
-    public var hitRatio: Double { index.withLock { $0.hitRatio } }
+    /// The scorer's index in the ledger (one per scorer name).
+    public var key: LedgerKey<PrefixIndexState> { LedgerKey("prefix-cache-scorer/\(name)") }
+    public var ledgerStates: [LedgerStateSpec] {
+        let (capacity, notes) = (lruCapacityPerServer, self.notes)
+        return [LedgerStateSpec(key) { PrefixIndexState(capacityPerEndpoint: capacity, notes: notes) }]
+    }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
+    /// The request's block hashes (shared by prefix scorers cutting blocks alike) and this
+    /// scorer's matches, noted for the index to learn from.
+    var notes: PrefixIndexState.Notes {
+        .init(hashes: NoteKey("prefix-hashes/\(blockBytes)/\(maxBlocks)"), matched: NoteKey("prefix-matched/\(name)"))
+    }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
         let hashes = blockHashes(context: &context)
         context.totalPrefixBlocks = hashes.count
         guard !hashes.isEmpty else { return candidates.map { _ in 0 } }
-        let matched = index.withLock { $0.match(hashes, candidates: candidates.map(\.address)) }
+        let matched = ledger[key]?.index.match(hashes, candidates: candidates.map(\.address)) ?? [:]
         context.matchedPrefixBlocks = matched
+        context[note: notes.matched] = matched
         return candidates.map { Double(matched[$0.address] ?? 0) / Double(hashes.count) }
     }
-
-    public func picked(_ endpoint: EndpointAddress, context: SchedulingContext) {
-        guard let hashes = context.prefixHashes[cacheKey] else { return }
-        index.withLock { $0.insert(hashes, endpoint: endpoint) }
-    }
-
-    /// The blocks the pick added to `picked` (those past the leading run it already held)
-    /// leave it; the endpoint that served holds the whole prompt now.
-    public func served(_ endpoint: EndpointAddress, insteadOf picked: EndpointAddress, context: SchedulingContext) {
-        guard let hashes = context.prefixHashes[cacheKey] else { return }
-        let held = min(hashes.count, context.matchedPrefixBlocks[picked] ?? 0)
-        index.withLock { i in
-            i.remove(hashes[held...], endpoint: picked)
-            i.insert(hashes, endpoint: endpoint)
-        }
-    }
-
-    public func forget(_ endpoint: EndpointAddress) {
-        index.withLock { $0.forget(endpoint) }
-    }
-
-    private var cacheKey: String { "\(blockBytes)/\(maxBlocks)" }
 
     /// The chain of block hashes of the request's prompt text, computed once per request.
     /// The text is streamed through a block buffer without being assembled, and hashing
     /// stops at `maxBlocks`, so a 128k-token prompt costs no more than its first blocks.
     func blockHashes(context: inout SchedulingContext) -> [UInt64] {
-        if let h = context.prefixHashes[cacheKey] { return h }
+        if let h = context[note: notes.hashes] { return h }
         var chunker = BlockChunker(blockBytes: blockBytes, maxBlocks: maxBlocks, seed: StableHash.hash(context.request.model))
         PromptText.stream(context.request.prompt) { chunker.feed($0) }
-        context.prefixHashes[cacheKey] = chunker.hashes
+        context[note: notes.hashes] = chunker.hashes
         return chunker.hashes
+    }
+}
+
+/// A prefix scorer's index in the ledger: which endpoint probably holds which prompt
+/// blocks. An admission inserts the request's blocks on its endpoint; a move takes the
+/// blocks the admission added (past the leading run the first endpoint already held) away
+/// from it and gives the whole prompt to the endpoint that served; a departed endpoint is
+/// forgotten.
+public struct PrefixIndexState: LedgerState {
+    struct Notes: Sendable {
+        var hashes: NoteKey<[UInt64]>
+        var matched: NoteKey<[EndpointAddress: Int]>
+    }
+    var index: PrefixIndex
+    let notes: Notes
+    public private(set) var lookedUp = 0
+    public private(set) var matched = 0
+
+    init(capacityPerEndpoint: Int, notes: Notes) {
+        index = PrefixIndex(capacityPerEndpoint: capacityPerEndpoint)
+        self.notes = notes
+    }
+
+    /// Block hashes held, over every endpoint.
+    public var size: Int { index.size }
+    /// Matched / looked-up blocks of the requests admitted so far.
+    public var hitRatio: Double { lookedUp == 0 ? 0 : Double(matched) / Double(lookedUp) }
+
+    public mutating func learn(_ event: LedgerEvent) {
+        switch event {
+        case .admitted(let r):
+            guard let hashes = r.context[note: notes.hashes], let m = r.context[note: notes.matched] else { return }
+            lookedUp += hashes.count
+            matched += m.values.max() ?? 0
+            index.insert(hashes, endpoint: r.endpoint)
+        case .moved(let r, let from):
+            guard let hashes = r.context[note: notes.hashes] else { return }
+            let held = min(hashes.count, r.context[note: notes.matched]?[from] ?? 0)
+            index.remove(hashes[held...], endpoint: from)
+            index.insert(hashes, endpoint: r.endpoint)
+        case .finished: break
+        case .endpointLeft(let e): index.forget(e)
+        }
     }
 }
 

@@ -7,15 +7,12 @@ struct PrefixIndex: Sendable {
     private var ids: [EndpointAddress: Int32] = [:]
     private var holders: [UInt64: [Int32]] = [:]
     private var lru: [Int32: LRUSet] = [:]
-    private(set) var lookedUp = 0
-    private(set) var matched = 0
 
     init(capacityPerEndpoint: Int) {
         self.capacityPerEndpoint = capacityPerEndpoint
     }
 
     var size: Int { lru.values.reduce(0) { $0 + $1.count } }
-    var hitRatio: Double { lookedUp == 0 ? 0 : Double(matched) / Double(lookedUp) }
 
     private mutating func id(_ e: EndpointAddress) -> Int32 {
         if let i = ids[e] { return i }
@@ -25,8 +22,7 @@ struct PrefixIndex: Sendable {
     }
 
     /// Leading blocks of `hashes` each candidate holds.
-    mutating func match(_ hashes: [UInt64], candidates: [EndpointAddress]) -> [EndpointAddress: Int] {
-        lookedUp += hashes.count
+    func match(_ hashes: [UInt64], candidates: [EndpointAddress]) -> [EndpointAddress: Int] {
         let candidateIDs = candidates.map { ids[$0] ?? -1 }
         var alive = candidateIDs.filter { $0 >= 0 }
         var depth = [Int32: Int]()
@@ -41,7 +37,6 @@ struct PrefixIndex: Sendable {
         for (k, c) in candidates.enumerated() where candidateIDs[k] >= 0 {
             if let d = depth[candidateIDs[k]] { result[c] = d }
         }
-        matched += depth.values.max() ?? 0
         return result
     }
 

@@ -5,7 +5,9 @@ public struct QueueScorer: EndpointScorer {
     public let name: String
     public init(name: String) { self.name = name }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
+    static func make(name: String, parameters p: inout PluginParameters) throws -> QueueScorer { QueueScorer(name: name) }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
         let q = candidates.map(\.waitingRequests)
         guard let lo = q.min(), let hi = q.max(), hi > lo else { return candidates.map { _ in 1 } }
         return q.map { Double(hi - $0) / Double(hi - lo) }

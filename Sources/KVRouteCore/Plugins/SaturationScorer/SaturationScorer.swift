@@ -22,8 +22,17 @@ public struct SaturationScorer: EndpointScorer {
         self.kvThreshold = kvThreshold
     }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
-        let loads = candidates.map { Double((context.inFlight[$0.address] ?? 0) + $0.waitingRequests) }
+    /// `threshold` 0 (the default) derives it from the endpoint; `kvThreshold` ≥ 1 ignores KV usage.
+    static func make(name: String, parameters p: inout PluginParameters) throws -> SaturationScorer {
+        let t = try p.int("threshold", default: 0, min: 0)
+        p.ignore("relative")
+        let relative: Bool = if case .bool(let b)? = p.values["relative"] { b } else { false }
+        let kv = try p.double("kvThreshold", default: 0.5)
+        return SaturationScorer(name: name, threshold: t == 0 ? nil : t, relative: relative, kvThreshold: kv >= 1 ? nil : kv)
+    }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
+        let loads = candidates.map { Double((ledger.inFlight($0.address)) + $0.waitingRequests) }
         let floor = relative ? (loads.min() ?? 0) : 0
         return candidates.indices.map { i in
             let limit = Double(threshold ?? candidates[i].maxNumSeqs.map { max(8, $0 / 4) } ?? 64)

@@ -9,8 +9,10 @@ public struct SessionAffinityScorer: EndpointScorer {
     public let name: String
     public init(name: String) { self.name = name }
 
-    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> [Double] {
-        var target = context.sessionEndpoint
+    static func make(name: String, parameters p: inout PluginParameters) throws -> SessionAffinityScorer { SessionAffinityScorer(name: name) }
+
+    public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
+        var target = ledger.sessionEndpoint(context.request.sessionKey)
         if let token = context.request.headers["x-session-token"], let data = Data(base64Encoded: token),
            let text = String(data: data, encoding: .utf8), let a = EndpointAddress(text) {
             target = a
