@@ -44,7 +44,8 @@ public struct RequestSpan: Sendable {
         let d = lease.decision
         span.attributes["kvroute.request_id"] = lease.request.requestID
         span.attributes["kvroute.model"] = lease.request.model
-        span.attributes["kvroute.routing_mode"] = d.mode.rawValue
+        span.attributes["kvroute.policy"] = d.policy
+        span.attributes["kvroute.profile"] = d.profile
         span.attributes["kvroute.endpoint.picked"] = lease.primary.description
         span.attributes["kvroute.endpoint.fallbacks"] = d.endpoints.dropFirst().map(\.description)
         span.attributes["kvroute.decision_us"] = Int(d.decisionSeconds * 1_000_000)

@@ -77,10 +77,10 @@ struct EnvoyServedEndpointTests {
                     var metrics = ""
                     for _ in 0..<100 {
                         metrics = String(decoding: picker.metrics.render(), as: UTF8.self)
-                        if router.scheduler?.inFlightTotal == 0, metrics.contains("kvroute_requests_routed_total{endpoint=\"\(fallback)\"} 1") { break }
+                        if router.scheduler.inFlightTotal == 0, metrics.contains("kvroute_requests_routed_total{endpoint=\"\(fallback)\"} 1") { break }
                         try await Task.sleep(for: .milliseconds(20))
                     }
-                    #expect(router.scheduler?.inFlightTotal == 0)
+                    #expect(router.scheduler.inFlightTotal == 0)
                     #expect(metrics.contains("kvroute_requests_routed_total{endpoint=\"\(fallback)\"} 1"), "\(metrics.split(separator: "\n").filter { $0.contains("routed") })")
                     #expect(!metrics.contains("kvroute_requests_routed_total{endpoint=\"\(primary)\"}"))
 

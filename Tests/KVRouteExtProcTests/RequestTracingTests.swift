@@ -126,7 +126,7 @@ struct RequestTracingTests {
                     #expect(span.service == "kvroute-gateway")
                     #expect(span.kind.contains("SERVER") || span.kind == "2", "\(span)")
                     #expect(span.attributes["kvroute.profile"] == "default", "\(span)")
-                    #expect(span.attributes["kvroute.routing_mode"] == "picker")
+                    #expect(span.attributes["kvroute.policy"] == "default")
                     #expect(engines.contains(span.attributes["kvroute.endpoint.picked"] ?? ""), "\(span)")
                     #expect(span.attributes["kvroute.endpoint.served"] == host, "\(span)")
                     #expect(span.attributes["kvroute.outcome"] == "answered")
