@@ -1,9 +1,11 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import KVRouteBench
 import KVRouteCore
 import KVRouteDataLayer
 import KVRouteDemo
+import KVRouteEngineSim
 import KVRouteGateway
 import KVRouteValidate
 import Logging
@@ -13,8 +15,17 @@ struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run the whole system on this machine: simulated engines, the gateway, the cache-hit validation and a contrast table.",
-        discussion: "Then keeps serving (gateway, dashboard) until Ctrl-C; --once exits with the validation's exit code."
+        discussion: """
+        Scenarios: ramp (default) — the cache-hit validation, then a contrast table; topics — several topics, each with a \
+        long shared preamble, asked in random order by many users through the KV-cache-aware gateway, then through \
+        round-robin: per topic, the engine that holds it, how many of its questions went back there, and TTFT of misses \
+        against hits. Then keeps serving (gateway, dashboard) until Ctrl-C; --once exits with the validation's exit code.
+        """
     )
+
+    @Option(help: "ramp or topics.") var scenario = "ramp"
+    @Option(help: "topics: how many topics.") var topics = 6
+    @Option(help: "topics: how many questions in all.") var questions = 72
 
     @Flag(help: "Exit after the report, with the validator's exit code.") var once = false
     @Option(help: "Seconds between measured requests (the cache-hit ramp uses 0.3).") var sleepSeconds = 0.3
@@ -28,7 +39,11 @@ struct DemoCommand: AsyncParsableCommand {
         var l = logging
         if l.logLevel == .info { l.logLevel = .warning }
         let logger = l.bootstrap(label: "kvroute.demo")
+        guard scenario == "ramp" || scenario == "topics" else { throw ValidationError("--scenario must be ramp or topics") }
+        guard topics >= 1, questions >= 1 else { throw ValidationError("--topics and --questions must be at least 1") }
         var s = Demo.Settings()
+        // Topics: engines with an H100's cache, so what decides a hit is where a topic goes.
+        if scenario == "topics" { s.numGPUBlocks = EngineConfiguration().numGPUBlocks }
         // A fresh operator secret per run: the decision header and the dashboard are its.
         s.explainSecret = (0..<4).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
         s.sleepSeconds = sleepSeconds
@@ -98,6 +113,17 @@ struct DemoCommand: AsyncParsableCommand {
 
         print("kvroute demo: \(ports.count) simulated vLLM engines (\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))), gateway \(main)")
         print("")
+        if scenario == "topics" {
+            let failed = await runTopics(urls: urls, enginePorts: ports, client: client)
+            if once || failed {
+                try await stop()
+                return failed ? 1 : 0
+            }
+            print("Serving until Ctrl-C: gateway \(main)")
+            try await front.wait()
+            try await engines.stop()
+            return 0
+        }
         print("The cache-hit ramp through the KV-cache-aware gateway: reset, \(s.warmupCount) warm-up, \(s.requests) requests \(s.sleepSeconds) s apart, one session")
         let ramp: ValidationReport
         do {
@@ -137,5 +163,35 @@ struct DemoCommand: AsyncParsableCommand {
         try await front.wait()
         try await engines.stop()
         return exit
+    }
+}
+
+extension DemoCommand {
+    /// The topics scenario through the picker gateway, then round-robin; true when a run failed.
+    func runTopics(urls: [String: String], enginePorts: [Int], client: HTTPClient) async -> Bool {
+        let w = TopicsWorkload(topics: topics, questions: questions, preambleTokens: 2_000)
+        let engineURLs = enginePorts.map { "http://127.0.0.1:\($0)" }
+        let names = enginePorts.map { "127.0.0.1:\($0)" }
+        print("Topics: \(topics) topics, each with its own ~2,000-token preamble, \(questions) questions in random order from \(w.users) users (\(w.qps) per second)")
+        for (mode, label) in [("default", "KV-cache-aware gateway"), ("round-robin", "round-robin, for contrast")] {
+            guard let url = urls[mode] else { continue }
+            for e in engineURLs {
+                var req = HTTPClientRequest(url: e + "/reset_prefix_cache")
+                req.method = .POST
+                _ = try? await client.execute(req, timeout: .seconds(10))
+            }
+            print("")
+            print("==> \(label) (\(url)):")
+            do {
+                let (run, _) = try await LiveRunner(gatewayURL: url, engineURLs: engineURLs, client: client).run(w, label: label)
+                print(w.table(run, engineNames: names))
+            } catch {
+                print("    failed: \(error)")
+                return true
+            }
+        }
+        print("")
+        print("A miss computes the whole preamble; a hit only the question. \"held by\" is the engine that served most of a topic's questions.")
+        return false
     }
 }

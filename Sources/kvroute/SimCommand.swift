@@ -19,7 +19,7 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Served model name.") var model = "meta-llama/Llama-3.2-3B-Instruct"
     @Option(help: "Tokens per KV block.") var blockSize = 16
     @Option(help: "KV blocks per engine.") var numGpuBlocks = 34_560
-    @Option(help: "Maximum running sequences per engine.") var maxNumSeqs = 256
+    @Option(help: "Maximum running sequences per engine (vLLM's default on an H100).") var maxNumSeqs = EngineConfiguration().maxNumSeqs
     @Option(help: "Token budget of one engine step.") var maxNumBatchedTokens = 8_192
     @Option(help: "Context window in tokens.") var maxModelLen = 131_072
     @Flag(help: "Disable chunked prefill (then max-num-batched-tokens must cover max-model-len).") var noChunkedPrefill = false

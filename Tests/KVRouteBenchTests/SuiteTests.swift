@@ -198,3 +198,28 @@ struct CapacityTests {
         #expect(meanE2E(0) > 1.5 * meanE2E(1))
     }
 }
+
+@Suite("Topics demonstration")
+struct TopicsTests {
+    @Test("topics: questions of a topic share its preamble; users span topics; the table names each topic's engine")
+    func topics() throws {
+        let w = TopicsWorkload(topics: 3, questions: 30, users: 5, preambleTokens: 200, qps: 10, seed: 2)
+        let reqs = w.initialRequests()
+        let topicOf = w.topicOfRequest()
+        #expect(reqs.count == 30 && Set(topicOf).count == 3)
+        for t in 0..<3 {
+            let same = reqs.filter { topicOf[$0.id] == t }
+            #expect(same.count >= 2 && commonPrefix(same[0].tokens, same[1].tokens) >= 200)
+        }
+        let sessionsAcrossTopics = Dictionary(grouping: reqs) { $0.session! }.values.filter { Set($0.map { topicOf[$0.id] }).count > 1 }
+        #expect(!sessionsAcrossTopics.isEmpty)
+        let outcomes = reqs.map { r in
+            RequestOutcome(id: r.id, engine: topicOf[r.id], promptTokens: 230, cachedTokens: r.id < 3 ? 0 : 208, completionTokens: 8,
+                           arrival: r.arrival!, ttft: r.id < 3 ? 0.1 : 0.02, finish: r.arrival! + 0.1, preemptions: nil, decisionSeconds: nil)
+        }
+        let table = w.table(PolicyRun(policy: "p", outcomes: outcomes, engines: 3, issued: [], rejected: 0), engineNames: ["a:1", "b:2", "c:3"])
+        #expect(table.contains("a:1") && table.contains("b:2") && table.contains("c:3"))
+        #expect(table.contains("100%"))
+        #expect(table.contains("3 misses"))
+    }
+}
