@@ -1,4 +1,5 @@
 import Foundation
+import KVRouteStats
 
 /// The figures of one policy at one load, as the report prints them and the JSON holds
 /// them. Figures a run did not measure are nil (JSON null, "n/a" in the table).
@@ -101,11 +102,9 @@ public struct PolicyReport: Sendable, Codable {
 
 /// The arithmetic of the report, on its own so it can be checked by hand.
 public enum Stats {
-    /// Nearest-rank percentile of sorted values (p in 0…1); 0 when empty.
-    public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        let rank = Int((p * Double(sorted.count)).rounded(.up))
-        return sorted[min(max(rank, 1), sorted.count) - 1]
+    /// Nearest-rank percentile of values (p in 0…1), by ``Percentiles``; 0 when empty.
+    public static func percentile(_ values: [Double], _ p: Double) -> Double {
+        Percentiles(values).value(at: p) ?? 0
     }
 
     public static func maxOverMean(_ v: [Double]) -> Double {

@@ -1,4 +1,5 @@
 import KVRouteCore
+import KVRouteStats
 import Synchronization
 
 /// What the live dashboard shows beyond the engines' own metrics: requests routed per
@@ -73,8 +74,9 @@ public final class DashboardState: Sendable {
                 let total = counts.values.reduce(0, +)
                 if total >= 2 { shares.append(Double(counts.values.max() ?? 0) / Double(total)) }
             }
-            let sorted = st.decisions.sorted()
-            func pct(_ p: Double) -> Double? { sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))] }
+            // In microseconds: Percentiles keeps 1/1000 of a unit.
+            let decisions = Percentiles(st.decisions.lazy.map { $0 * 1e6 })
+            func pct(_ p: Double) -> Double? { decisions.value(at: p).map { $0 / 1e6 } }
             return Summary(
                 routedTotal: st.routedTotal, series: series,
                 stickiness: shares.isEmpty ? nil : shares.reduce(0, +) / Double(shares.count),

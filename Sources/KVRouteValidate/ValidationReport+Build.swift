@@ -1,4 +1,5 @@
 import Foundation
+import KVRouteStats
 
 extension ValidationReport {
     /// Computes every figure from the counters before and after the measured loop and the
@@ -88,10 +89,8 @@ extension ValidationReport {
 
     /// Nearest-rank percentiles and the first/last-three means of values in send order.
     static func latency(_ inOrder: [Double]) -> Latency {
-        let sorted = inOrder.sorted()
-        func p(_ q: Double) -> Double? {
-            sorted.isEmpty ? nil : sorted[min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
-        }
+        let percentiles = Percentiles(inOrder)
+        func p(_ q: Double) -> Double? { percentiles.value(at: q) }
         func mean(_ v: ArraySlice<Double>) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
         return Latency(p50: p(0.5), p90: p(0.9), p99: p(0.99), first3: mean(inOrder.prefix(3)), last3: mean(inOrder.suffix(3)))
     }
