@@ -256,7 +256,12 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRouteSSETests",
-            dependencies: ["KVRouteSSE", "KVRouteStats"],
+            dependencies: ["KVRouteSSE"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KVRouteStatsTests",
+            dependencies: ["KVRouteStats"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
