@@ -10,25 +10,25 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Compare routing policies on a workload, against the best possible hit rate.",
         discussion: """
-        Workloads: suite (all of the next six), agentic, rag, long-context, bursty, heterogeneous, failover,
-        ramp, shared-prefix[:sglang|:llm-d], multi-turn, trace:FILE (Mooncake JSONL); several comma-separated.
+        Workloads: suite (all of the next six), agentic, rag, long-context, bursty, heterogeneous, failover, \
+        ramp, shared-prefix[:sglang|:llm-d], multi-turn, trace:FILE (Mooncake JSONL); several comma-separated. \
         Policies: random, round-robin, session-hash, least-load, approx-prefix, kvroute, config:FILE.
 
-        Engines default to vLLM on an H100-80GB serving Llama-3.2-3B: 34,560 KV blocks of 16 tokens,
+        Engines default to vLLM on an H100-80GB serving Llama-3.2-3B: 34,560 KV blocks of 16 tokens, \
         max 1024 running sequences, 8,192 batched tokens per step.
 
-        --load 0.5,0.8,1.0,1.2 runs every policy at those fractions of the capacity the bench measures
-        first, in virtual time, for each workload on its cluster: probes replay the workload under
-        --capacity-policy (default least-load: balanced, cache-blind) at a multiple of its nominal
-        arrival rate (open-loop requests: the same requests sooner; sessions: more sessions over the same
-        span, each at its own pace). A probe is saturated when queueing explodes: the TTFT p90 of the
-        second half of the arrivals exceeds 5x the light-load p90 (1/64 of the nominal rate) and 1 s more,
-        or requests go unanswered. The rate doubles or halves from nominal until one probe saturates and
+        --load 0.5,0.8,1.0,1.2 runs every policy at those fractions of the capacity the bench measures \
+        first, in virtual time, for each workload on its cluster: probes replay the workload under \
+        --capacity-policy (default least-load: balanced, cache-blind) at a multiple of its nominal \
+        arrival rate (open-loop requests: the same requests sooner; sessions: more sessions over the same \
+        span, each at its own pace). A probe is saturated when queueing explodes: the TTFT p90 of the \
+        second half of the arrivals exceeds 5x the light-load p90 (1/64 of the nominal rate) and 1 s more, \
+        or requests go unanswered. The rate doubles or halves from nominal until one probe saturates and \
         one does not, then bisects 4 times; capacity = the highest unsaturated rate.
 
-        Goodput: requests per second answered with TTFT within --ttft-slo-ms (default 2000).
-        Bounds per row, on the requests that policy issued: the upper bound (one engine, unlimited cache)
-        or, where the cluster's caches cannot hold what the stream reuses, the cluster-capacity reference
+        Goodput: requests per second answered with TTFT within --ttft-slo-ms (default 2000). \
+        Bounds per row, on the requests that policy issued: the upper bound (one engine, unlimited cache) \
+        or, where the cluster's caches cannot hold what the stream reuses, the cluster-capacity reference \
         (one LRU cache of the cluster's size); the table says which applies.
 
         Example: kvroute bench --workload suite --engines 4 --load 0.5,0.8,1.0 --json bench.json
