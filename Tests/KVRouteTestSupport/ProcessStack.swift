@@ -6,8 +6,10 @@ import KVRouteTestSupport
 /// behind real Envoy. Every process is stopped by ``stop()`` (and on release).
 public final class ProcessStack: @unchecked Sendable {
     public private(set) var enginePorts: [Int]
+    /// The loopback address each engine listens on (127.0.0.1 unless added with another).
+    public private(set) var engineHosts: [String] = []
     public private(set) var engines: [ManagedProcess]
-    public var engineURLs: [String] { enginePorts.map { "http://127.0.0.1:\($0)" } }
+    public var engineURLs: [String] { zip(engineHosts, enginePorts).map { "http://\($0):\($1)" } }
     public private(set) var gateway: ManagedProcess?
     public private(set) var gatewayPort = 0
     public var gatewayURL: String { "http://127.0.0.1:\(gatewayPort)" }
@@ -30,15 +32,17 @@ public final class ProcessStack: @unchecked Sendable {
         for _ in 0..<count { _ = try addEngine() }
     }
 
-    /// Starts one more `kvroute sim` (engine i is pod `chaos-i`); its index.
+    /// Starts one more `kvroute sim` (engine i is pod `chaos-i`) on `host` (a loopback
+    /// address) and `port` (a free one unless given); its index.
     @discardableResult
-    public func addEngine() throws -> Int {
-        let i = engines.count, port = freePort()
+    public func addEngine(host: String = "127.0.0.1", port: Int? = nil) throws -> Int {
+        let i = engines.count, port = port ?? freePort()
         let p = try ManagedProcess(kvroute: [
-            "sim", "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "2048", "--max-model-len", "32768",
+            "sim", "--host", host, "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "2048", "--max-model-len", "32768",
             "--hash-seed", "0", "--seed", "\(i)", "--pod-name-prefix", "chaos-\(i)", "--log-level", "error",
         ] + engineFlags(i), name: "sim-\(i)")
         enginePorts.append(port)
+        engineHosts.append(host)
         engines.append(p)
         return i
     }
@@ -49,13 +53,13 @@ public final class ProcessStack: @unchecked Sendable {
     }
 
     /// `kvroute gateway` over the engines (or `endpoints`, e.g. a file or DNS form).
-    public func startGateway(extra: [String] = [], endpoints: String? = nil) async throws {
+    public func startGateway(extra: [String] = [], endpoints: String? = nil, environment: [String: String] = [:]) async throws {
         gatewayPort = freePort()
         let g = try ManagedProcess(kvroute: [
             "gateway", "--port", "\(gatewayPort)", "--endpoints", endpoints ?? engineURLs.joined(separator: ","), "--seed", "1",
             "--probe-interval-ms", "100", "--scrape-interval-ms", "50", "--upstream-idle-timeout-s", "\(Self.gatewayTimeoutSeconds)",
             "--upstream-timeout-s", "20", "--explain-secret", Self.explainSecret, "--log-level", "error",
-        ] + extra, name: "gateway")
+        ] + extra, name: "gateway", environment: environment)
         gateway = g
         try await waitForOK(gatewayURL + "/health", process: g)
     }
