@@ -152,7 +152,7 @@ let package = Package(
         .target(
             name: "KVRouteValidate",
             dependencies: [
-                "KVRouteDataLayer", "KVRouteSSE", "KVRouteStats",
+                "KVRouteDataLayer", "KVRouteSSE", "KVRouteStats", "KVRoutePrecise",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -283,7 +283,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KVRoutePreciseTests",
-            dependencies: ["KVRoutePrecise", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteTestSupport"],
+            dependencies: [
+                "KVRoutePrecise", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteDataLayer", "KVRouteTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

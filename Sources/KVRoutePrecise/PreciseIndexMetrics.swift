@@ -17,6 +17,8 @@ public final class PreciseIndexMetrics: Sendable {
     let bytes: Gauge
     let evictions: Counter
     let engines: [String: PerEngine]
+    /// 1 while an engine's hashing differs from the picker's, by field.
+    let mismatch: [String: [HashingSettings.Mismatch.Field: Gauge]]
 
     public init(registry: PrometheusCollectorRegistry, engines: [String]) {
         blocks = registry.makeGauge(name: "kvroute_precise_index_blocks", labels: [], help: "(engine, block hash) entries the precise prefix-cache index holds.")
@@ -35,5 +37,14 @@ public final class PreciseIndexMetrics: Sendable {
                 malformed: registry.makeCounter(name: "kvroute_kv_events_malformed_total", labels: l, help: "KV event payloads that did not decode."))
         }
         self.engines = per
+        var mismatch: [String: [HashingSettings.Mismatch.Field: Gauge]] = [:]
+        for e in Set(engines) {
+            for f in HashingSettings.Mismatch.Field.allCases {
+                mismatch[e, default: [:]][f] = registry.makeGauge(
+                    name: "kvroute_precise_hashing_mismatch", labels: [("engine", e), ("field", f.rawValue)],
+                    help: "1 while an engine's block size, hash algorithm (vllm:cache_config_info) or KV event hashes differ from the picker's; precise prefix scores for it are then meaningless.")
+            }
+        }
+        self.mismatch = mismatch
     }
 }

@@ -36,10 +36,13 @@ public struct PreciseIndexService: Service {
         public var engines: [Engine]
         /// How long to wait for a replay before dropping the engine's entries instead.
         public var replayTimeout: Duration
+        /// The picker's hashing, checked against engines' `vllm:cache_config_info`.
+        public var hashing: HashingSettings?
 
-        public init(engines: [Engine], replayTimeout: Duration = .seconds(2)) {
+        public init(engines: [Engine], replayTimeout: Duration = .seconds(2), hashing: HashingSettings? = nil) {
             self.engines = engines
             self.replayTimeout = replayTimeout
+            self.hashing = hashing
         }
     }
 
@@ -143,6 +146,22 @@ public struct PreciseIndexService: Service {
         return true
     }
 
+    /// Checks an engine's `vllm:cache_config_info` labels (from its metrics scrape) against
+    /// the picker's hashing: each difference is logged and set in
+    /// `kvroute_precise_hashing_mismatch{engine, field}`. Returns the differences.
+    @discardableResult
+    public func checkCacheConfig(labels: [String: String], engine: String) -> [HashingSettings.Mismatch] {
+        guard let hashing = configuration.hashing else { return [] }
+        let found = hashing.mismatches(cacheConfigLabels: labels, engine: engine)
+        for field in HashingSettings.Mismatch.Field.allCases where field != .hashes {
+            metrics?.mismatch[engine]?[field]?.set(to: found.contains { $0.field == field } ? 1.0 : 0.0)
+        }
+        for m in found {
+            logger.error("engine cache configuration differs from the picker's", metadata: ["endpoint": "\(engine)", "field": "\(m.field.rawValue)", "reason": "\(m.message)"])
+        }
+        return found
+    }
+
     func apply(_ message: KVEventMessage, _ engine: Engine, decoder: MessagePackDecoder, _ log: Logger) {
         let batch: KVEventBatch
         do {
@@ -157,14 +176,26 @@ public struct PreciseIndexService: Service {
             return
         }
         let lag = max(0, Date().timeIntervalSince1970 - batch.ts)
-        let (count, bytes, evicted) = store.update(engine: engine.name) { index, feed in
+        let (count, bytes, evicted, newlyDisagrees) = store.update(engine: engine.name) { index, feed in
             let before = index.statistics.evicted
+            let agreed = feed.hashes.verdict
             index.apply(batch, engine: engine.name, model: engine.model)
+            for case .blockStored(let s) in batch.events {
+                for h in s.blockHashes { feed.hashes.stored(h.low64) }
+            }
             feed.batches += 1
             feed.expectedSeq = message.sequence &+ 1
             feed.lastBatchTime = batch.ts
             feed.lagSeconds = lag
-            return (index.count, index.allocatedBytes, index.statistics.evicted - before)
+            return (index.count, index.allocatedBytes, index.statistics.evicted - before,
+                    agreed != .disagrees && feed.hashes.verdict == .disagrees)
+        }
+        if newlyDisagrees {
+            let h = store.feedStatus(engine: engine.name)?.hashes
+            log.error("engine's KV event hashes never match the picker's: check that the engine's block size, --prefix-caching-hash-algo and PYTHONHASHSEED equal the picker's", metadata: [
+                "routed": "\(h?.routed ?? 0)", "stored": "\(h?.storedSinceRouted ?? 0)",
+            ])
+            metrics?.mismatch[engine.name]?[.hashes]?.set(to: 1.0)
         }
         if let metrics {
             metrics.blocks.set(Double(count))

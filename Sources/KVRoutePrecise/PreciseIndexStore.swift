@@ -25,6 +25,8 @@ public final class PreciseIndexStore: Sendable {
         public var lastBatchTime: Double?
         /// Seconds between the last batch's timestamp and when it was applied.
         public var lagSeconds: Double = 0
+        /// Whether the engine's hashes are the picker's (see ``PreciseIndexStore/routed(blockHashes:engine:)``).
+        public var hashes = HashAgreement()
     }
 
     struct State {
@@ -54,6 +56,17 @@ public final class PreciseIndexStore: Sendable {
             var feed = s.feeds[engine] ?? FeedStatus()
             defer { s.feeds[engine] = feed }
             return body(&s.index, &feed)
+        }
+    }
+
+    /// The picker sent a request with these block hashes (its own hashing) to `engine`: its
+    /// events should soon hold the first one. The verdict is in ``feedStatus(engine:)``'s
+    /// ``FeedStatus/hashes``.
+    public func routed(blockHashes: [UInt64], engine: String) {
+        guard let first = blockHashes.first else { return }
+        state.withLock { s in
+            let held = s.index.copies(of: first, engine: engine) > 0
+            s.feeds[engine, default: FeedStatus()].hashes.routed(firstBlock: first, held: held)
         }
     }
 

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KVRouteDataLayer
+import KVRoutePrecise
 import NIOCore
 
 /// Talks to the engines directly: their `/metrics` (parsed with the data layer's vLLM
@@ -22,6 +23,16 @@ struct EngineProbe: Sendable {
             throw ValidationFailure(.metrics, "engine \(e.label): GET \(e.baseURL)/metrics answered HTTP \(res.status.code)")
         }
         return EngineMetricsSnapshot.parse(String(buffer: body))
+    }
+
+    /// `vllm:cache_config_info`'s labels (empty when the engine exports none or is unreachable).
+    func cacheConfigLabels(_ e: EngineTarget) async -> [String: String] {
+        guard let res = try? await client.execute(HTTPClientRequest(url: e.baseURL + "/metrics"), timeout: .seconds(10)),
+              let body = try? await res.body.collect(upTo: 32 << 20) else { return [:] }
+        let sample = PrometheusText.parse(String(buffer: body)[...]) { $0 == "vllm:cache_config_info" }.first
+        var out: [String: String] = [:]
+        for (k, v) in sample?.labels ?? [:] { out[String(k)] = String(v) }
+        return out
     }
 
     /// The prefix-cache counters of every engine now.

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KVRouteDataLayer
+import KVRoutePrecise
 import Logging
 import Synchronization
 
@@ -43,6 +44,10 @@ extension Validator {
             }
             if m.blockSize == nil {
                 warn("engine \(e.label) exports no vllm:cache_config_info, so its block size and prefix caching cannot be checked")
+            }
+            let labels = await probe.cacheConfigLabels(e)
+            for problem in HashingSettings(blockSize: settings.blockSize).mismatches(cacheConfigLabels: labels, engine: e.label) where problem.field == .hashAlgorithm {
+                warn(problem.message + "; precise prefix routing from KV events needs it")
             }
             if m.prefixCachingDisabled {
                 warn("engine \(e.label) has prefix caching off (vllm:cache_config_info enable_prefix_caching=\"False\"): expect no hits; start vLLM with --enable-prefix-caching")

@@ -20,7 +20,7 @@ struct PreciseIndexServiceTests {
         let replay: Int
         let process: ManagedProcess
 
-        init(name: String, bufferSteps: Int) throws {
+        init(name: String, bufferSteps: Int, extra: [String] = []) throws {
             self.name = name
             http = freePort()
             events = freePort()
@@ -30,7 +30,7 @@ struct PreciseIndexServiceTests {
                 "sim", "--port", "\(http)", "--model", PreciseIndexServiceTests.model, "--tokenizer", "bytes4",
                 "--block-size", "16", "--num-gpu-blocks", "48", "--max-num-seqs", "8", "--hash-seed", "0",
                 "--time-scale", "0", "--pod-name-prefix", name, "--log-level", "error", "--kv-events-config", kv,
-            ], name: name)
+            ] + extra, name: name)
         }
 
         var url: String { "http://127.0.0.1:\(http)" }
