@@ -28,6 +28,7 @@ struct TracingOptions: ParsableArguments {
         configuration.traces.exporter = .otlp
         configuration.traces.otlpExporter.protocol = .httpProtobuf
         configuration.diagnosticLogger = .custom(logger)
+        configuration.diagnosticLogLevel = .warning
         let service: any Service
         do {
             service = try OTel.bootstrap(configuration: configuration, environment: environment)
