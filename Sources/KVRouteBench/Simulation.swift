@@ -172,7 +172,7 @@ public struct Simulation: Sendable {
             let inference = InferenceRequest(requestID: String(r.id), model: engine.model, apiKind: r.apiKind, prompt: r.prompt, sessionKey: r.session)
             let lease: RoutingLease
             do {
-                lease = try router.route(inference, snapshots: view)
+                lease = try router.route(inference, snapshots: view, started: router.instant(atSeconds: now))
             } catch {
                 rejected += 1
                 return
@@ -180,7 +180,7 @@ public struct Simulation: Sendable {
             guard let e = addresses.firstIndex(of: lease.primary) else { rejected += 1; return }
             if dead[e] {
                 errors += 1
-                lease.finished(servedBy: addresses[e], outcome: .failed(code: 503))
+                lease.finished(servedBy: addresses[e], outcome: .failed(code: 503), at: router.instant(atSeconds: now))
                 guard excluding.count + 1 < engines else { rejected += 1; return }
                 return send(r, excluding: excluding.union([e]))
             }
@@ -194,7 +194,7 @@ public struct Simulation: Sendable {
                 startStep(e)
             } catch {
                 rejected += 1
-                lease.finished(servedBy: nil, outcome: .failed(code: 400))
+                lease.finished(servedBy: nil, outcome: .failed(code: 400), at: router.instant(atSeconds: now))
             }
         }
 
@@ -212,7 +212,7 @@ public struct Simulation: Sendable {
             for (id, (r, lease, _)) in lost.sorted(by: { $0.key < $1.key }) {
                 cores[e].abort(id)
                 errors += 1
-                lease.finished(servedBy: addresses[e], outcome: .failed(code: 503))
+                lease.finished(servedBy: addresses[e], outcome: .failed(code: 503), at: router.instant(atSeconds: now))
                 send(r, excluding: [e])
             }
         }
@@ -249,7 +249,12 @@ public struct Simulation: Sendable {
                         id: r.id, engine: e, promptTokens: f.promptTokens, cachedTokens: f.cachedTokens, completionTokens: f.completionTokens,
                         arrival: sent, ttft: f.firstTokenTime - sent, finish: f.finishTime, preemptions: f.preemptions, decisionSeconds: lease.decision.decisionSeconds))
                     if let k = issuedIndex.removeValue(forKey: r.id) { issued[k].answer = answer }
-                    lease.finished(servedBy: addresses[e], outcome: .answered(status: 200))
+                    // What a front door observes of a streamed answer, in virtual time.
+                    lease.firstByte(at: router.instant(atSeconds: f.firstTokenTime))
+                    lease.finished(
+                        servedBy: addresses[e], outcome: .answered(status: 200),
+                        usage: ResponseUsage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: f.cachedTokens),
+                        streamed: true, at: router.instant(atSeconds: f.finishTime))
                     if outcomes.count % 100 == 0 { progress(outcomes.count) }
                     if var follow = workload.next(after: r, answer: answer, id: nextID) {
                         nextID += 1

@@ -10,6 +10,11 @@ public struct SchedulingContext: Sendable {
     public var totalPrefixBlocks = 0
     private var notes: [String: any Sendable] = [:]
 
+    /// A picker that returns no endpoint may say why here: the Scheduler throws this error
+    /// (`.noCapacity` answers 429) instead of "the picker chose no endpoint", and no fallback
+    /// profile takes over.
+    public static let rejection = NoteKey<KVRouteError>("scheduler/rejection")
+
     public init(request: InferenceRequest, now: Double = 0) {
         self.request = request
         self.now = now
@@ -66,7 +71,8 @@ extension EndpointScorer {
 }
 
 /// Orders the scored candidates: the first is the primary, the rest are fallbacks (the
-/// Scheduler appends every candidate the picker left out, by score).
+/// Scheduler appends every candidate the picker left out, by score). A picker refuses a
+/// request by returning no endpoint with a ``SchedulingContext/rejection`` note.
 public protocol EndpointPicker: Sendable {
     var type: String { get }
     var name: String { get }
@@ -87,7 +93,7 @@ public protocol ProfileHandler: Sendable {
     /// configuration's primary profile.
     func profile(for request: InferenceRequest, headersOnly: Bool) -> String?
     /// The profile that decides when `failed` threw `error` (nil: the error stands). "No
-    /// candidates" errors always stand.
+    /// candidates" and "no capacity" (a picker's refusal) errors always stand.
     func fallback(after error: any Error, in failed: String) -> String?
     /// Profiles the handler may name that the configuration need not define: built in.
     var impliedProfiles: [String] { get }

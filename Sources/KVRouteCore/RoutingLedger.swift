@@ -158,17 +158,21 @@ public struct RequestOutcome: Sendable, Equatable {
     public var finishedAt: Double
     /// Seconds from admission to the answer's first byte, when observed.
     public var timeToFirstByte: Double?
+    /// Whether the answer was streamed (its first byte is its first token) or sent whole
+    /// (its first byte comes with the last token); nil when not known.
+    public var streamed: Bool?
     /// The answer's usage, when it reported one.
     public var promptTokens: Int?
     public var cachedTokens: Int?
     public var completionTokens: Int?
 
     public init(servedBy: EndpointAddress?, result: Result = .unobserved, finishedAt: Double = 0, timeToFirstByte: Double? = nil,
-                promptTokens: Int? = nil, cachedTokens: Int? = nil, completionTokens: Int? = nil) {
+                streamed: Bool? = nil, promptTokens: Int? = nil, cachedTokens: Int? = nil, completionTokens: Int? = nil) {
         self.servedBy = servedBy
         self.result = result
         self.finishedAt = finishedAt
         self.timeToFirstByte = timeToFirstByte
+        self.streamed = streamed
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
         self.completionTokens = completionTokens

@@ -55,7 +55,7 @@ public final class Scheduler: Sendable {
         return try state.withLock { s in
             do {
                 return try decide(request, candidates, profile: chosen, now: now, state: &s)
-            } catch let e as KVRouteError where e.code == .noCandidates {
+            } catch let e as KVRouteError where e.code == .noCandidates || e.code == .noCapacity {
                 throw e
             } catch {
                 guard let name = handler.fallback(after: error, in: chosen.name), let fallback = plugins.profiles[name] else { throw error }
@@ -95,7 +95,7 @@ public final class Scheduler: Sendable {
         let scored = candidates.indices.map { (endpoint: candidates[$0], score: totals[$0]) }
         let picked = profile.picker.pick(scored, context: &context, ledger: s.ledger, using: &s.rng)
         guard let primary = picked.first else {
-            throw KVRouteError(code: .noCandidates, message: "the picker chose no endpoint")
+            throw context[note: SchedulingContext.rejection] ?? KVRouteError(code: .noCandidates, message: "the picker chose no endpoint")
         }
         // Fallbacks: the picker's extra endpoints, then every other candidate by score.
         var fallbacks = Array(picked.dropFirst())
@@ -148,7 +148,12 @@ public final class Scheduler: Sendable {
     public var inFlightTotal: Int { state.withLock { $0.ledger.inFlightTotal } }
 
     var prefixKeys: [LedgerKey<PrefixIndexState>] {
-        plugins.profiles.values.flatMap { $0.scorers.compactMap { ($0.scorer as? PrefixCacheScorer)?.key } }
+        plugins.profiles.values.flatMap { $0.scorers.compactMap { Self.prefixKey($0.scorer) } }
+    }
+
+    /// The prefix index a scorer keeps: its own, or the one inside `predicted-latency-scorer`.
+    static func prefixKey(_ scorer: any EndpointScorer) -> LedgerKey<PrefixIndexState>? {
+        (scorer as? PrefixCacheScorer)?.key ?? (scorer as? PredictedLatencyScorer)?.prefix.key
     }
 
     /// Block hashes held by the prefix indexes (all prefix scorers).
@@ -159,7 +164,7 @@ public final class Scheduler: Sendable {
 
     /// Matched / looked-up prefix blocks since start (the primary profile's first prefix scorer).
     public var prefixHitRatio: Double {
-        guard let key = profile.scorers.lazy.compactMap({ ($0.scorer as? PrefixCacheScorer)?.key }).first ?? prefixKeys.first else { return 0 }
+        guard let key = profile.scorers.lazy.compactMap({ Self.prefixKey($0.scorer) }).first ?? prefixKeys.first else { return 0 }
         return state.withLock { $0.ledger[key]?.hitRatio ?? 0 }
     }
 

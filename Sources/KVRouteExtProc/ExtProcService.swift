@@ -45,6 +45,9 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
         var subsetHint: [EndpointAddress]?
         var lease: RoutingLease?
         var span = RequestSpan.none
+        // Whether the answer streams (an event stream): its first body chunk is its first
+        // token; a whole answer's headers come with its last.
+        var streamed: Bool?
         // A stream that ends before its response did (Envoy skips the response side, or the
         // request failed) still ends the lease, on the endpoint it is counted on.
         defer {
@@ -76,8 +79,11 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             case .requestTrailers?:
                 action = stream.requestTrailers()
             case .responseHeaders(let h)?:
+                streamed = Self.isEventStream(ExtProcMessages.headers(h.headers))
+                if streamed == false { lease?.firstByte() }
                 action = stream.responseHeaders(endOfStream: h.endOfStream)
             case .responseBody(let b)?:
+                if streamed == true, !b.body.isEmpty { lease?.firstByte() }
                 action = stream.responseBody(Array(b.body), endOfStream: b.endOfStream)
             case .responseTrailers?:
                 action = stream.responseTrailers()
@@ -88,7 +94,7 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
                 lease = l
             }
             if stream.responseComplete, let lease {
-                lease.finished(servedBy: lease.endpoint, outcome: .answered(status: nil), usage: ResponseUsage.parse(tail: stream.responseTail))
+                lease.finished(servedBy: lease.endpoint, outcome: .answered(status: nil), usage: ResponseUsage.parse(tail: stream.responseTail), streamed: streamed)
                 span.finished(servedBy: lease.endpoint, outcome: .answered(status: nil))
             }
         }
@@ -222,8 +228,13 @@ public final class ExtProcService: Envoy_Service_ExtProc_V3_ExternalProcessor.Si
             prompt: prompt, sessionKey: info.sessionKey, headers: pluginHeaders, subsetHint: subsetHint)
     }
 
-    /// The request headers plugins read.
-    static let pluginHeaders = [SessionKey.tokenHeader, "cookie"]
+    /// Whether response headers announce an event stream (`content-type: text/event-stream`).
+    static func isEventStream(_ headers: [(String, String)]) -> Bool {
+        headers.contains { $0.0.lowercased() == "content-type" && $0.1.lowercased().hasPrefix("text/event-stream") }
+    }
+
+    /// The request headers plugins read: the session token, cookies and the SLO headers.
+    static let pluginHeaders = [SessionKey.tokenHeader, "cookie"] + RequestSLO.headers
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock.now - start

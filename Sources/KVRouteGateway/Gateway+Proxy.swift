@@ -64,7 +64,7 @@ extension Gateway {
         }
         let session = SessionKey.normalize(req.headers)
         var pluginHeaders: [String: String] = [:]
-        for f in req.headers where f.name.canonicalName == SessionKey.tokenHeader { pluginHeaders[SessionKey.tokenHeader] = f.value }
+        for f in req.headers where Self.pluginHeaders.contains(f.name.canonicalName) { pluginHeaders[f.name.canonicalName] = f.value }
         let inference = InferenceRequest(
             requestID: requestID, model: parsed.model, apiKind: kind, prompt: parsed.prompt, sessionKey: session, headers: pluginHeaders)
 
@@ -73,7 +73,8 @@ extension Gateway {
             lease = try router.route(inference, started: started)
         } catch let e as KVRouteError {
             logger.warning("no endpoint can take the request", metadata: ["request.id": "\(requestID)", "error": "\(e.message)"])
-            throw GatewayError(HTTPResponse.Status(code: OpenAIErrorBody.status(for: e)), "no endpoint can take the request")
+            let status = OpenAIErrorBody.status(for: e)
+            throw GatewayError(HTTPResponse.Status(code: status), status == 429 ? e.message : "no endpoint can take the request")
         }
         span.decided(lease)
         let explain = explanationAllowed(req.headers)
@@ -169,11 +170,13 @@ extension Gateway {
         let idle = configuration.upstreamIdleTimeout
 
         guard isSSE else {
+            // A whole answer's headers come with its last token: its time to first byte.
+            c.lease.firstByte()
             let (body, outcome) = await UpstreamBody.collect(response.body, limit: configuration.maxResponseBytes, idle: idle, deadline: c.deadline)
             switch outcome {
             case .complete:
                 let usage = ResponseUsage.parse(tail: Array(body.readableBytesView.suffix(ResponseUsage.tailBytes)))
-                finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: usage)
+                finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: usage, streamed: false)
                 return Response(status: status, headers: headers, body: .init(byteBuffer: body))
             case .upstreamFailed(let error):
                 let timedOut = error is UpstreamBody.Timeout
@@ -197,7 +200,7 @@ extension Gateway {
             }
             switch outcome {
             case .complete:
-                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: ResponseUsage.parse(tail: tail))
+                self.finished(c, endpoint: endpoint, attempt: attempt, status: status, outcome: .answered(status: status.code), usage: ResponseUsage.parse(tail: tail), streamed: true)
             case .upstreamFailed(let error):
                 let reason = error is UpstreamBody.Timeout ? "\(error)" : "the connection to the engine was lost"
                 let e = GatewayError(.badGateway, "the engine failed mid-stream: \(reason)")
@@ -215,9 +218,9 @@ extension Gateway {
     /// request an engine answered.
     private func finished(
         _ c: ProxyContext, endpoint: EndpointAddress, attempt: Int, status: HTTPResponse.Status, outcome: RoutingOutcome,
-        usage: ResponseUsage? = nil, error: (any Error)? = nil
+        usage: ResponseUsage? = nil, streamed: Bool? = nil, error: (any Error)? = nil
     ) {
-        c.lease.finished(servedBy: endpoint, outcome: outcome, usage: usage)
+        c.lease.finished(servedBy: endpoint, outcome: outcome, usage: usage, streamed: streamed)
         c.span.finished(servedBy: endpoint, outcome: outcome)
         if outcome == .answered(status: status.code), status.code < 400 {
             dashboard.recordRouted(endpoint, session: c.inference.sessionKey, decisionSeconds: c.decision.decisionSeconds)
@@ -247,6 +250,10 @@ extension Gateway {
         if let r = d.result { return r.explanation.headerValue() }
         return "mode=\(d.mode)" + (d.fallbackReason.map { "; fallback=\($0.prefix(120))" } ?? "") + "; endpoints=" + d.endpoints.map(\.description).joined(separator: ",")
     }
+
+    /// The request headers plugins read: the session token and the SLO headers
+    /// (`x-slo-ttft-ms`, `x-slo-tpot-ms`, `x-gateway-inference-objective`).
+    static let pluginHeaders: Set<String> = Set([SessionKey.tokenHeader] + RequestSLO.headers)
 
     /// Request headers sent upstream: the client's, minus hop-by-hop headers, routing
     /// headers a client must never set, and the length (the body is re-sent whole).

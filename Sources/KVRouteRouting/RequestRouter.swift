@@ -55,8 +55,10 @@ public final class RequestRouter: Sendable {
     public let scheduler: Scheduler
     public let metrics: PickerMetrics
     let snapshots: @Sendable () -> [EndpointSnapshot]
-    /// The ledger's clock: seconds since the router started (a simulation passes its own).
+    /// The ledger's clock: seconds since the router started (``origin``).
     let clock: @Sendable (ContinuousClock.Instant) -> Double
+    /// When the router started: the ledger's time 0.
+    public let origin: ContinuousClock.Instant
     /// Numbers the ledger's keys: a client-chosen request id could collide with another's.
     private let leases = Atomic<UInt64>(0)
 
@@ -71,6 +73,7 @@ public final class RequestRouter: Sendable {
         self.metrics = metrics
         self.snapshots = snapshots
         let origin = ContinuousClock.now
+        self.origin = origin
         clock = { RequestRouter.seconds($0 - origin) }
     }
 
@@ -91,6 +94,12 @@ public final class RequestRouter: Sendable {
         let pool = tracker.pool
         let router = RequestRouter(configuration: configuration, scheduler: scheduler, metrics: metrics) { pool.snapshots() }
         return (router, tracker)
+    }
+
+    /// The instant `seconds` after ``origin``: a simulation in virtual time passes these as
+    /// `started`, `firstByte(at:)` and `finished(…, at:)`, and the ledger sees its clock.
+    public func instant(atSeconds seconds: Double) -> ContinuousClock.Instant {
+        origin + .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 
     /// The configuration's name.
@@ -118,7 +127,8 @@ public final class RequestRouter: Sendable {
         var decision: RoutingDecision
         do {
             guard !snapshots.isEmpty else { throw KVRouteError(code: .noCandidates, message: "no endpoints are known") }
-            let r = try scheduler.schedule(counted, candidates: snapshots, now: clock(decideStart), headersOnly: headersOnly)
+            // The ledger's time of the request is its start, the origin of its time to first byte.
+            let r = try scheduler.schedule(counted, candidates: snapshots, now: clock(started), headersOnly: headersOnly)
             let endpoints = Array(([r.primary] + r.fallbacks).prefix(max(1, configuration.maxAttempts)))
             decision = RoutingDecision(
                 endpoints: endpoints, result: r, fallbackReason: r.fallbackReason, policy: policyName, profile: r.profile,

@@ -87,10 +87,13 @@ public final class RoutingLease: Sendable {
 
     /// Ends the request: the in-flight count goes down (on the endpoint that served, which the
     /// routing core learns when it is not the primary), the ledger learns what was observed
-    /// (the outcome, the time to first byte, the usage), and the request is counted by
-    /// `outcome`. Only the first call counts.
-    public func finished(servedBy: EndpointAddress?, outcome: RoutingOutcome, usage: ResponseUsage? = nil) {
-        let now = ContinuousClock.now
+    /// (the outcome, the time to first byte, whether the answer was `streamed`, the usage),
+    /// and the request is counted by `outcome`. Only the first call counts. `at`: when it
+    /// ended (a simulation passes its virtual time, ``RequestRouter/instant(atSeconds:)``).
+    public func finished(
+        servedBy: EndpointAddress?, outcome: RoutingOutcome, usage: ResponseUsage? = nil, streamed: Bool? = nil,
+        at now: ContinuousClock.Instant = .now
+    ) {
         guard let firstByte = state.withLock({ s -> ContinuousClock.Instant?? in
             guard !s.done else { return nil }
             s.done = true
@@ -99,17 +102,17 @@ public final class RoutingLease: Sendable {
         }) else { return }
         router.scheduler.requestFinished(requestID: ledgerRequest.requestID, outcome: RequestOutcome(
             servedBy: servedBy, result: outcome.result, finishedAt: router.clock(now),
-            timeToFirstByte: firstByte.map { RequestRouter.seconds($0 - started) },
+            timeToFirstByte: firstByte.map { RequestRouter.seconds($0 - started) }, streamed: streamed,
             promptTokens: usage?.promptTokens, cachedTokens: usage?.cachedTokens, completionTokens: usage?.completionTokens))
         let model = request.model
         switch outcome {
         case .answered(let status):
             metrics.request(model: model, endpoint: servedBy, errorCode: status.flatMap { $0 >= 400 ? String($0) : nil })
-            metrics.requestDuration(model: model, seconds: RequestRouter.seconds(.now - started))
+            metrics.requestDuration(model: model, seconds: RequestRouter.seconds(now - started))
             if let usage { metrics.usage(model: model, usage) }
         case .failed(let code):
             metrics.request(model: model, endpoint: servedBy, errorCode: String(code))
-            metrics.requestDuration(model: model, seconds: RequestRouter.seconds(.now - started))
+            metrics.requestDuration(model: model, seconds: RequestRouter.seconds(now - started))
         case .unobserved:
             metrics.request(model: model, endpoint: servedBy, errorCode: nil)
         case .abandoned:

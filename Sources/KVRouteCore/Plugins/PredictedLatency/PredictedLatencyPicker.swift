@@ -14,8 +14,9 @@ public struct PredictedLatencyPicker: EndpointPicker {
     public let policy: SLOPolicy
     public let maxNumOfEndpoints: Int
 
-    /// Set when the picker refused the request (it then returns no endpoint).
-    public static let rejection = NoteKey<KVRouteError>("predicted-latency/rejection")
+    /// Set when the picker refused the request (it then returns no endpoint): the
+    /// Scheduler's rejection note, so the `.noCapacity` error stands (429).
+    public static let rejection = SchedulingContext.rejection
 
     public init(name: String, policy: SLOPolicy = SLOPolicy(), maxNumOfEndpoints: Int = 1) {
         self.name = name

@@ -71,8 +71,10 @@ public struct PredictedLatencyState: LedgerState {
 
     static func outcome(_ o: RequestOutcome, total: Double) -> LatencyOutcome {
         var first = o.timeToFirstByte.map { min(max($0, 0), total) }
-        if let f = first, let n = o.completionTokens, n > 1, total - f < Double(n - 1) * fastestTokenSeconds { first = nil }
-        if let f = first, o.completionTokens == nil, total - f < fastestTokenSeconds { first = nil }
+        // A whole answer's first byte comes with its last token; a stream's is its first.
+        if o.streamed == false { first = nil }
+        if o.streamed == nil, let f = first, let n = o.completionTokens, n > 1, total - f < Double(n - 1) * fastestTokenSeconds { first = nil }
+        if o.streamed == nil, let f = first, o.completionTokens == nil, total - f < fastestTokenSeconds { first = nil }
         return LatencyOutcome(
             promptTokens: o.promptTokens, cachedTokens: o.cachedTokens, completionTokens: o.completionTokens,
             firstByteSeconds: first, totalSeconds: total)
