@@ -128,6 +128,38 @@ struct MembershipTests {
         #expect(stack.deadProcesses.isEmpty, "\(stack.deadProcesses)")
     }
 
+    @Test("kvroute epp on a DNS name: an engine joining the name becomes ready in the picker, one leaving it goes",
+          .timeLimit(.minutes(1)))
+    func pickerMembershipFollowsDNS() async throws {
+        let hosts = HostsFile()
+        let port = freePort()
+        let stack = try ProcessStack(engines: 0) { _ in ["--time-scale", "0.05"] }
+        defer { stack.stop() }
+        try stack.addEngine(host: "127.0.0.2", port: port)
+        try stack.addEngine(host: "127.0.0.3", port: port)
+        try await stack.waitEngines()
+        try hosts.write(["127.0.0.2"])
+        try await stack.startPicker(extra: ["--discovery-interval-s", "1"], endpoints: "http://\(Self.name):\(port)", environment: try Self.environment(hosts))
+        let metrics = "http://127.0.0.1:\(stack.pickerPorts.metrics)/metrics"
+        func ready(_ expected: Double) async throws -> Double {
+            var last = -1.0
+            for _ in 0..<50 {
+                let page = try await TestHTTP.request(metrics, contentType: nil).body
+                #expect(page.contains("inference_pool_ready_pods"), "the picker exports its ready count")
+                last = TestHTTP.metricSum(page, "inference_pool_ready_pods")
+                if last == expected { return last }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return last
+        }
+        #expect(try await ready(1) == 1)
+        try hosts.write(["127.0.0.2", "127.0.0.3"])
+        #expect(try await ready(2) == 2, "the engine that joined the name is ready in the picker")
+        try hosts.write(["127.0.0.3"])
+        #expect(try await ready(1) == 1, "the engine that left the name is gone")
+        #expect(stack.deadProcesses.isEmpty, "\(stack.deadProcesses)")
+    }
+
     @Test("an engine killed behind real Envoy and kvroute epp: every request answered exactly once, the rest routed to the living",
           .enabled(if: ExternalTool.available("envoy")), .timeLimit(.minutes(2)))
     func engineDiesBehindEnvoy() async throws {

@@ -65,12 +65,12 @@ public final class ProcessStack: @unchecked Sendable {
     }
 
     /// `kvroute epp` over the engines (or `endpoints`), listening on ``pickerPorts``.
-    public func startPicker(extra: [String] = [], endpoints: String? = nil) async throws {
+    public func startPicker(extra: [String] = [], endpoints: String? = nil, environment: [String: String] = [:]) async throws {
         pickerPorts = (freePort(), freePort(), freePort())
         let p = try ManagedProcess(kvroute: [
             "epp", "--host", "127.0.0.1", "--grpc-port", "\(pickerPorts.grpc)", "--health-port", "\(pickerPorts.health)",
             "--metrics-port", "\(pickerPorts.metrics)", "--endpoints", endpoints ?? engineURLs.joined(separator: ","), "--seed", "1", "--log-level", "error",
-        ] + extra, name: "epp")
+        ] + extra, name: "epp", environment: environment)
         picker = p
         try await waitForPort(pickerPorts.grpc)
     }
