@@ -274,7 +274,7 @@ let package = Package(
         .target(
             name: "KVRoutePrecise",
             dependencies: [
-                "KVRouteKVEvents",
+                "KVRouteCore", "KVRouteEngineSim", "KVRouteKVEvents",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -284,7 +284,7 @@ let package = Package(
         .testTarget(
             name: "KVRoutePreciseTests",
             dependencies: [
-                "KVRoutePrecise", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteDataLayer", "KVRouteTestSupport",
+                "KVRoutePrecise", "KVRouteCore", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteDataLayer", "KVRouteTestSupport",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings

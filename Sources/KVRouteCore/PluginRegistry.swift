@@ -7,6 +7,7 @@ public enum PluginRegistry {
 
     static let factories: [String: Factory] = [
         "prefix-cache-scorer": { n, p in .scorer(try PrefixCacheScorer.make(name: n, parameters: &p)) },
+        "precise-prefix-cache-scorer": { n, p in .scorer(try PrecisePrefixCacheScorer.make(name: n, parameters: &p)) },
         "predicted-latency-scorer": { n, p in .scorer(try PredictedLatencyScorer.make(name: n, parameters: &p)) },
         "predicted-latency-picker": { n, p in .picker(try PredictedLatencyPicker.make(name: n, parameters: &p)) },
         "round-robin-picker": { n, p in .picker(try RoundRobinPicker.make(name: n, parameters: &p)) },
@@ -49,7 +50,6 @@ public enum PluginRegistry {
     static let unsupported: [String: String] = [
         "pd-profile-handler": "disaggregated prefill/decode profiles are not supported",
         "prefill-header-handler": "disaggregated prefill/decode is not supported",
-        "precise-prefix-cache-scorer": "KV-event-based prefix tracking is not supported; use prefix-cache-scorer",
         "lora-affinity-scorer": "LoRA affinity is not supported",
     ]
 
