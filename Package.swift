@@ -365,8 +365,20 @@ let package = Package(
         ),
         // The built kvroute binary as a real process: ports it cannot take, signals, output to pipes.
         .testTarget(
-            name: "KVRouteCommandTests",
+            name: "KVRouteCLITests",
             dependencies: ["KVRouteTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The data layer alone: metrics pages, membership, pacing (no front door).
+        .testTarget(
+            name: "KVRouteDataLayerTests",
+            dependencies: [
+                "KVRouteDataLayer",
+                "KVRouteCore",
+                "KVRouteTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -380,6 +392,7 @@ let package = Package(
                 "KVRouteEngineSim",
                 "KVRouteTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -82,7 +82,7 @@ public struct IdlePacing: Sendable {
         self.interval = interval
     }
 
-    func pace(_ pool: EndpointPool, busy: Duration) -> Duration {
+    public func pace(_ pool: EndpointPool, busy: Duration) -> Duration {
         pool.isIdle(for: quiet) ? max(busy, interval) : busy
     }
 }

@@ -62,7 +62,7 @@ struct ServerLifecycleTests {
     func demoBusyPort() async throws {
         let held = try HeldPort()
         let lines = try await failure(["demo", "--port", "\(held.port)", "--time-scale", "0.01"])
-        #expect(lines == ["kvroute demo: gateway (picker): cannot listen on 127.0.0.1:\(held.port): address already in use"])
+        #expect(lines == ["kvroute demo: gateway (default): cannot listen on 127.0.0.1:\(held.port): address already in use"])
     }
 
     @Test("kvroute sim: SIGTERM or SIGINT lets an in-flight completion finish, then exits 0", arguments: [SIGTERM, SIGINT])
