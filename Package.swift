@@ -234,6 +234,7 @@ let package = Package(
             name: "KVRouteTestSupport",
             dependencies: [
                 "KVRouteEngineSim",
+                "KVRouteSSE",
                 "KVRouteKVEvents",
                 "KVRouteSimServer",
                 "KVRouteExtProc",

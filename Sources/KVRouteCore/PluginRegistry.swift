@@ -19,25 +19,10 @@ public enum PluginRegistry {
         "active-request-scorer": { n, p in .scorer(try ActiveRequestScorer.make(name: n, parameters: &p)) },
         "session-affinity-scorer": { n, p in .scorer(try SessionAffinityScorer.make(name: n, parameters: &p)) },
         "saturation-scorer": { n, p in .scorer(try SaturationScorer.make(name: n, parameters: &p)) },
-        "decode-filter": { n, _ in .filter(LabelFilter(type: "decode-filter", name: n, label: LabelFilter.roleLabel, values: ["decode", "both"], allowsNoLabel: true)) },
-        "prefill-filter": { n, _ in .filter(LabelFilter(type: "prefill-filter", name: n, label: LabelFilter.roleLabel, values: ["prefill"], allowsNoLabel: false)) },
-        "by-label": { n, p in
-            guard let label = try p.string("label", default: nil) else { throw p.bad("label", "is required") }
-            let values = try p.stringMap("validValuesMap")
-            var list: [String] = Array(values.values)
-            if case .list(let l)? = p.values["validValues"] {
-                p.ignore("validValues")
-                list += l.compactMap { if case .string(let s) = $0 { s } else { nil } }
-            }
-            p.ignore("allowsNoLabel")
-            let allows: Bool = if case .bool(let b)? = p.values["allowsNoLabel"] { b } else { false }
-            return .filter(LabelFilter(type: "by-label", name: n, label: label, values: Set(list), allowsNoLabel: allows))
-        },
-        "by-label-selector": { n, p in
-            let m = try p.stringMap("matchLabels")
-            guard !m.isEmpty else { throw p.bad("matchLabels", "is required") }
-            return .filter(LabelFilter(type: "by-label-selector", name: n, label: "", values: [], allowsNoLabel: false, selector: m))
-        },
+        "decode-filter": { n, p in .filter(try LabelFilter.make(type: "decode-filter", name: n, parameters: &p)) },
+        "prefill-filter": { n, p in .filter(try LabelFilter.make(type: "prefill-filter", name: n, parameters: &p)) },
+        "by-label": { n, p in .filter(try LabelFilter.make(type: "by-label", name: n, parameters: &p)) },
+        "by-label-selector": { n, p in .filter(try LabelFilter.make(type: "by-label-selector", name: n, parameters: &p)) },
         "healthy-filter": { n, p in .filter(try HealthFilter.make(name: n, parameters: &p)) },
         "max-score-picker": { n, p in .picker(try MaxScorePicker.make(name: n, parameters: &p)) },
         "random-picker": { n, p in .picker(try RandomPicker.make(name: n, parameters: &p)) },

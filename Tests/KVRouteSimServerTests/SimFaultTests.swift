@@ -77,8 +77,8 @@ struct SimFaultTests {
             #expect(plain.status == 200 && plain.json == nil)
             let sse = try await TestHTTP.postJSON(urls[0] + "/v1/chat/completions", longChatBody(stream: true))
             #expect(sse.status == 200)
-            let events = sse.body.components(separatedBy: "\n\n").filter { $0.hasPrefix("data: {") }
-            #expect(!events.isEmpty && events.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8))) == nil })
+            let events = serverSentEvents(sse.body).map(\.data).filter { $0.hasPrefix("{") }
+            #expect(!events.isEmpty && events.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil })
         }
     }
 

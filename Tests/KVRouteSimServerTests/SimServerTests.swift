@@ -45,10 +45,10 @@ struct SimServerTests {
                 let streamed = try await TestHTTP.postJSON(urls[0] + path, body)
                 #expect(streamed.status == 200)
                 #expect(streamed.headers.first(name: "content-type") == "text/event-stream")
-                let events = streamed.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
-                #expect(events.last == "data: [DONE]")
+                let events = serverSentEvents(streamed.body).map(\.data)
+                #expect(events.last == "[DONE]")
                 let chunks = events.dropLast().compactMap { e -> [String: Any]? in
-                    (try? JSONSerialization.jsonObject(with: Data(e.dropFirst(6).utf8))) as? [String: Any]
+                    (try? JSONSerialization.jsonObject(with: Data(e.utf8))) as? [String: Any]
                 }
                 #expect(chunks.count == events.count - 1)
                 let usage = try #require(chunks.last?["usage"] as? [String: Any])

@@ -163,8 +163,8 @@ public struct ChaosLoad: Sendable {
         guard (200..<300).contains(status) else { return status >= 400 ? .errorStatus : .malformed }
         if headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") == true {
             var sawError = false, wellFormed = true, done = false
-            for line in body.split(separator: "\n") where line.hasPrefix("data:") {
-                let payload = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
+            for event in serverSentEvents(body) {
+                let payload = event.data
                 if payload == "[DONE]" { done = true; continue }
                 guard let object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] else { wellFormed = false; continue }
                 if object["error"] != nil { sawError = true }

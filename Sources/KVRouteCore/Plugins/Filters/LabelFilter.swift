@@ -21,6 +21,31 @@ public struct LabelFilter: EndpointFilter {
 
     public static let roleLabel = "llm-d.ai/role"
 
+    /// The four label filters from their configured `type` and parameters.
+    static func make(type: String, name: String, parameters p: inout PluginParameters) throws -> LabelFilter {
+        switch type {
+        case "decode-filter":
+            return LabelFilter(type: type, name: name, label: roleLabel, values: ["decode", "both"], allowsNoLabel: true)
+        case "prefill-filter":
+            return LabelFilter(type: type, name: name, label: roleLabel, values: ["prefill"], allowsNoLabel: false)
+        case "by-label-selector":
+            let m = try p.stringMap("matchLabels")
+            guard !m.isEmpty else { throw p.bad("matchLabels", "is required") }
+            return LabelFilter(type: type, name: name, label: "", values: [], allowsNoLabel: false, selector: m)
+        default:
+            guard let label = try p.string("label", default: nil) else { throw p.bad("label", "is required") }
+            let values = try p.stringMap("validValuesMap")
+            var list: [String] = Array(values.values)
+            if case .list(let l)? = p.values["validValues"] {
+                p.ignore("validValues")
+                list += l.compactMap { if case .string(let s) = $0 { s } else { nil } }
+            }
+            p.ignore("allowsNoLabel")
+            let allows: Bool = if case .bool(let b)? = p.values["allowsNoLabel"] { b } else { false }
+            return LabelFilter(type: type, name: name, label: label, values: Set(list), allowsNoLabel: allows)
+        }
+    }
+
     public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
         if !selector.isEmpty {
             return (candidates.filter { c in selector.allSatisfy { c.labels[$0.key] == $0.value } }, "labels do not match \(selector)")
