@@ -72,6 +72,7 @@ public final class Scheduler: Sendable {
         var context = SchedulingContext(request: request, now: now)
         func apply(_ f: any EndpointFilter) throws {
             let (kept, reason) = f.filter(candidates, context: &context)
+            guard kept.count != candidates.count else { return }  // nothing filtered out
             let keptSet = Set(kept.map(\.address))
             for c in candidates where !keptSet.contains(c.address) { filteredOut.append((c.address, "\(f.name): \(reason)")) }
             candidates = kept
@@ -82,14 +83,16 @@ public final class Scheduler: Sendable {
         if !profile.filters.contains(where: { $0 is HealthFilter }) { try apply(HealthFilter()) }
         for f in profile.filters { try apply(f) }
 
+        // Raw scores in one flat array (candidate-major); the explanation keeps it as is.
+        let scorers = profile.scorers
         var totals = [Double](repeating: 0, count: candidates.count)
-        var entries = [[ScoreBreakdown.Entry]](repeating: [], count: candidates.count)
-        for (scorer, weight) in profile.scorers {
+        var raws = [Double](repeating: 0, count: candidates.count * scorers.count)
+        for (j, (scorer, weight)) in scorers.enumerated() {
             let scores = scorer.score(candidates, context: &context, ledger: s.ledger)
             for i in candidates.indices {
                 let raw = i < scores.count ? max(0, min(1, scores[i])) : 0
                 totals[i] += raw * weight
-                entries[i].append(.init(plugin: scorer.name, type: scorer.type, raw: raw, weight: weight))
+                raws[i * scorers.count + j] = raw
             }
         }
         let scored = candidates.indices.map { (endpoint: candidates[$0], score: totals[$0]) }
@@ -99,16 +102,20 @@ public final class Scheduler: Sendable {
         }
         // Fallbacks: the picker's extra endpoints, then every other candidate by score.
         var fallbacks = Array(picked.dropFirst())
-        let chosen = Set(picked)
-        fallbacks += scored.filter { !chosen.contains($0.endpoint.address) }.sorted { $0.score > $1.score }.map(\.endpoint.address)
+        // Sorted as indices (stable, as before), so no snapshot is copied; `picked` is usually
+        // one endpoint, where a linear scan beats hashing every address.
+        let chosen = picked.count > 8 ? Set(picked) : nil
+        fallbacks += candidates.indices
+            .filter { i in !(chosen?.contains(candidates[i].address) ?? picked.contains(candidates[i].address)) }
+            .sorted { totals[$0] > totals[$1] }
+            .map { candidates[$0].address }
 
         s.ledger.admit(RequestRecord(
             requestID: request.requestID, endpoint: primary, session: request.sessionKey, admittedAt: now, profile: profile.name,
             context: context.retained))
 
         let explanation = DecisionExplanation(
-            profile: profile.name,
-            candidates: candidates.indices.map { ScoreBreakdown(endpoint: candidates[$0].address, scores: entries[$0], total: totals[$0]) },
+            profile: profile.name, scorers: scorers.map { ($0.scorer.name, $0.scorer.type, $0.weight) }, endpoints: candidates.map(\.address), raw: raws, totals: totals,
             filteredOut: filteredOut,
             matchedPrefixBlocks: context.matchedPrefixBlocks[primary] ?? 0,
             totalPrefixBlocks: context.totalPrefixBlocks)

@@ -19,6 +19,51 @@ public enum StableHash {
         return finalize(s.utf8.withContiguousStorageIfAvailable { fnv(UnsafeRawBufferPointer($0), seed: seed) } ?? seed)
     }
 
+    /// Hashes one prompt block 8 bytes at a time, chained from `seed` (the previous block's
+    /// hash): four independent xxHash64-style lanes over 32-byte stripes, the remaining words
+    /// and a zero-padded tail word, then the SplitMix finaliser over the lanes and the length.
+    /// Little-endian loads, so equal across processes and machines. About 16 times fewer
+    /// dependent steps than ``fnv(_:seed:)`` per byte. Written here because the machine's
+    /// package set offers no maintained fast-hash package (xxHash, wyhash…) to depend on.
+    @inline(__always)
+    public static func block(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        let n = bytes.count
+        var a = seed &+ p1 &+ p2, b = seed &+ p2, c = seed, d = seed &- p1
+        var i = 0
+        while i + 32 <= n {
+            a = round(a, word(bytes, i))
+            b = round(b, word(bytes, i + 8))
+            c = round(c, word(bytes, i + 16))
+            d = round(d, word(bytes, i + 24))
+            i += 32
+        }
+        while i + 8 <= n {
+            a = round(a, word(bytes, i))
+            i += 8
+        }
+        if i < n {
+            var tail: UInt64 = 0
+            for k in 0..<(n - i) { tail |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+            b = round(b, tail)
+        }
+        let lanes = a.rotated(1) &+ b.rotated(7) &+ c.rotated(12) &+ d.rotated(18)
+        return finalize(lanes ^ UInt64(truncatingIfNeeded: n) &* p3)
+    }
+
+    private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
+    private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+    private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
+
+    @inline(__always)
+    private static func word(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+    }
+
+    @inline(__always)
+    private static func round(_ acc: UInt64, _ w: UInt64) -> UInt64 {
+        (acc &+ w &* p2).rotated(31) &* p1
+    }
+
     @inline(__always)
     public static func finalize(_ x: UInt64) -> UInt64 {
         var z = x
@@ -26,6 +71,11 @@ public enum StableHash {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+extension UInt64 {
+    @inline(__always)
+    fileprivate func rotated(_ k: UInt64) -> UInt64 { (self << k) | (self >> (64 - k)) }
 }
 
 /// A small seeded generator for tie-breaks and random pickers.

@@ -1,8 +1,8 @@
 /// `prefix-cache-scorer`: the share of a prompt's leading blocks an endpoint probably holds,
 /// estimated without engine help (Gateway API Inference Extension semantics). The prompt's
 /// text is cut into blocks of `blockSize` tokens × 4 characters, hashed as a chain seeded
-/// with the model name; the ledger's ``PrefixIndexState`` keeps per endpoint an LRU of the
-/// blocks routed there. Score = matched leading blocks / blocks considered. The index learns
+/// with the model name; the ledger's ``PrefixIndexState`` keeps per endpoint a bounded set
+/// of the blocks routed there (CLOCK eviction, see ``BlockTable``). Score = matched leading blocks / blocks considered. The index learns
 /// from every admission, and moves blocks when another endpoint serves.
 ///
 /// Parameters: `blockSize` (tokens per block, 16), `hashBlockSize` (characters per block;
@@ -14,11 +14,19 @@ public struct PrefixCacheScorer: EndpointScorer {
     public let maxBlocks: Int
     public let lruCapacityPerServer: Int
 
+    /// The scorer's index in the ledger (one per scorer name).
+    public let key: LedgerKey<PrefixIndexState>
+    /// The request's block hashes (shared by prefix scorers cutting blocks alike) and this
+    /// scorer's matches, noted for the index to learn from.
+    let notes: PrefixIndexState.Notes
+
     public init(name: String, blockBytes: Int = 64, maxBlocks: Int = 256, lruCapacityPerServer: Int = 31_250) {
         self.name = name
         self.blockBytes = blockBytes
         self.maxBlocks = maxBlocks
         self.lruCapacityPerServer = lruCapacityPerServer
+        key = LedgerKey("prefix-cache-scorer/\(name)")
+        notes = .init(hashes: NoteKey("prefix-hashes/\(blockBytes)/\(maxBlocks)"), matched: NoteKey("prefix-matched/\(name)"))
     }
 
     static func make(name: String, parameters p: inout PluginParameters) throws -> PrefixCacheScorer {
@@ -32,27 +40,23 @@ public struct PrefixCacheScorer: EndpointScorer {
         return PrefixCacheScorer(name: name, blockBytes: chars, maxBlocks: maxBlocks, lruCapacityPerServer: capacity)
     }
 
-    /// The scorer's index in the ledger (one per scorer name).
-    public var key: LedgerKey<PrefixIndexState> { LedgerKey("prefix-cache-scorer/\(name)") }
     public var ledgerStates: [LedgerStateSpec] {
         let (capacity, notes) = (lruCapacityPerServer, self.notes)
         return [LedgerStateSpec(key) { PrefixIndexState(capacityPerEndpoint: capacity, notes: notes) }]
-    }
-
-    /// The request's block hashes (shared by prefix scorers cutting blocks alike) and this
-    /// scorer's matches, noted for the index to learn from.
-    var notes: PrefixIndexState.Notes {
-        .init(hashes: NoteKey("prefix-hashes/\(blockBytes)/\(maxBlocks)"), matched: NoteKey("prefix-matched/\(name)"))
     }
 
     public func score(_ candidates: [EndpointSnapshot], context: inout SchedulingContext, ledger: RoutingLedger) -> [Double] {
         let hashes = blockHashes(context: &context)
         context.totalPrefixBlocks = hashes.count
         guard !hashes.isEmpty else { return candidates.map { _ in 0 } }
-        let matched = ledger[key]?.index.match(hashes, candidates: candidates.map(\.address)) ?? [:]
+        let depths = ledger[key]?.index.match(hashes, candidates: candidates) ?? []
+        // Only the endpoints holding something are noted: usually none or a few.
+        var matched: [EndpointAddress: Int] = [:]
+        for (i, d) in depths.enumerated() where d > 0 { matched[candidates[i].address] = d }
         context.matchedPrefixBlocks = matched
         context[note: notes.matched] = matched
-        return candidates.map { Double(matched[$0.address] ?? 0) / Double(hashes.count) }
+        let total = Double(hashes.count)
+        return depths.isEmpty ? candidates.map { _ in 0 } : depths.map { Double($0) / total }
     }
 
     /// The chain of block hashes of the request's prompt text, computed once per request.
@@ -60,7 +64,9 @@ public struct PrefixCacheScorer: EndpointScorer {
     /// stops at `maxBlocks`, so a 128k-token prompt costs no more than its first blocks.
     func blockHashes(context: inout SchedulingContext) -> [UInt64] {
         if let h = context[note: notes.hashes] { return h }
-        var chunker = BlockChunker(blockBytes: blockBytes, maxBlocks: maxBlocks, seed: StableHash.hash(context.request.model))
+        var chunker = BlockChunker(
+            blockBytes: blockBytes, maxBlocks: maxBlocks, seed: StableHash.hash(context.request.model),
+            expectedBytes: PromptText.byteCount(context.request.prompt))
         PromptText.stream(context.request.prompt) { chunker.feed($0) }
         context[note: notes.hashes] = chunker.hashes
         return chunker.hashes
@@ -110,42 +116,54 @@ public struct PrefixIndexState: LedgerState {
     }
 }
 
-/// Cuts a byte stream into fixed-size blocks and chains their hashes.
+/// Cuts a byte stream into fixed-size blocks and chains their hashes (``StableHash/block(_:seed:)``,
+/// 8 bytes at a time). Whole blocks are hashed where they lie in the fed pieces; only a block
+/// that straddles two pieces is copied into a small buffer first. A partial last block is
+/// not hashed.
 struct BlockChunker {
     let blockBytes: Int
     let maxBlocks: Int
     var parent: UInt64
-    var current: UInt64
-    var filled = 0
+    private var pending: [UInt8] = []
     var hashes: [UInt64] = []
 
-    init(blockBytes: Int, maxBlocks: Int, seed: UInt64) {
+    init(blockBytes: Int, maxBlocks: Int, seed: UInt64, expectedBytes: Int = 0) {
         self.blockBytes = blockBytes
         self.maxBlocks = maxBlocks
         self.parent = seed
-        self.current = seed
+        hashes.reserveCapacity(min(maxBlocks, expectedBytes / blockBytes))
     }
 
     var done: Bool { hashes.count >= maxBlocks }
 
+    private mutating func emit(_ block: UnsafeRawBufferPointer) {
+        parent = StableHash.block(block, seed: parent)
+        hashes.append(parent)
+    }
+
     /// Feeds bytes; returns false once enough blocks are hashed.
     @discardableResult
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if done { return false }
+        let n = bytes.count
         var i = 0
-        while i < bytes.count {
-            if done { return false }
-            let take = min(blockBytes - filled, bytes.count - i)
-            current = StableHash.fnv(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]), seed: current)
-            filled += take
-            i += take
-            if filled == blockBytes {
-                parent = StableHash.finalize(current)
-                hashes.append(parent)
-                current = parent
-                filled = 0
-            }
+        if !pending.isEmpty {
+            i = min(blockBytes - pending.count, n)
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<i]))
+            guard pending.count == blockBytes else { return true }
+            pending.withUnsafeBytes { emit($0) }
+            pending.removeAll(keepingCapacity: true)
         }
-        return !done
+        while !done && n - i >= blockBytes {
+            emit(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + blockBytes)]))
+            i += blockBytes
+        }
+        if done { return false }
+        if i < n {
+            if pending.capacity < blockBytes { pending.reserveCapacity(blockBytes) }
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<n]))
+        }
+        return true
     }
 }
 
@@ -167,6 +185,15 @@ public enum PromptText {
             for m in msgs {
                 guard emit(m.role), emit("\n"), emit(m.content), emit("\n") else { return }
             }
+        }
+    }
+
+    /// The rendered text's length in bytes (without rendering it).
+    public static func byteCount(_ prompt: PromptContent) -> Int {
+        switch prompt {
+        case .text(let s): return s.utf8.count
+        case .none: return 0
+        case .messages(let msgs): return msgs.reduce(0) { $0 + $1.role.utf8.count + $1.content.utf8.count + 2 }
         }
     }
 
