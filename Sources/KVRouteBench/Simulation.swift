@@ -98,7 +98,11 @@ public struct Simulation: Sendable {
     /// Runs the workload to completion under one policy. `progress` is called with the
     /// number of finished requests now and then.
     public func run(_ workload: any Workload, policy: BenchPolicy, progress: (Int) -> Void = { _ in }) throws -> PolicyRun {
-        let router = try policy.makeRouter(seed: seed)
+        try run(workload, router: try policy.makeRouter(seed: seed), policyName: policy.name, progress: progress)
+    }
+
+    /// The same through a given router (tests read its ledger afterwards).
+    func run(_ workload: any Workload, router: RequestRouter, policyName: String, progress: (Int) -> Void = { _ in }) throws -> PolicyRun {
         var cores: [EngineCore] = []
         for i in 0..<engines {
             var c = engine
@@ -279,6 +283,6 @@ public struct Simulation: Sendable {
             }
         }
         progress(outcomes.count)
-        return PolicyRun(policy: policy.name, outcomes: outcomes, engines: engines, issued: issued, rejected: rejected, errors: errors)
+        return PolicyRun(policy: policyName, outcomes: outcomes, engines: engines, issued: issued, rejected: rejected, errors: errors)
     }
 }

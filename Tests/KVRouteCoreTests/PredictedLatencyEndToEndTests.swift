@@ -81,6 +81,32 @@ struct PredictedLatencyEndToEndTests {
         #expect(scheduler.inFlightTotal == 0)
     }
 
+    @Test("a queued engine admits at its busy service rate: the wait is the waiting count times the interval between answers while busy")
+    func admissionWait() throws {
+        let scheduler = try Scheduler(config: .builtIn("predicted-latency")!, randomSeed: 1)
+        let keys = scheduler.profile.scorers.compactMap { ($0.scorer as? PredictedLatencyScorer)?.key }
+        let key = try #require(keys.first)
+        for i in 0..<3 { _ = try scheduler.schedule(Self.request("q\(i)"), candidates: [EndpointSnapshot(address: Self.a)], now: 0) }
+        for (i, t) in [1.0, 1.5, 2.0].enumerated() {  // the last answer leaves the engine idle: not a busy interval
+            scheduler.requestFinished(requestID: "q\(i)", outcome: RequestOutcome(
+                servedBy: Self.a, result: .answered(status: 200), finishedAt: t, promptTokens: 300, completionTokens: 20))
+        }
+        let state = try #require(scheduler.withLedger { $0[key] })
+        #expect(state.busyInterval(Self.a) == 0.5)
+        #expect(state.admissionWait(EndpointSnapshot(address: Self.a, waitingRequests: 4)) == 2)
+        #expect(state.admissionWait(EndpointSnapshot(address: Self.a)) == 0)
+        #expect(state.admissionWait(EndpointSnapshot(address: Self.b, waitingRequests: 4)) == 0)  // not measured yet
+
+        // Scored: the engine whose queue takes 2 s to drain is predicted to answer later.
+        var context = SchedulingContext(request: Self.request("next"), now: 3)
+        let scorer = try #require(scheduler.profile.scorers.compactMap { $0.scorer as? PredictedLatencyScorer }.first)
+        let ledger = scheduler.withLedger { $0 }
+        let scores = scorer.score([EndpointSnapshot(address: Self.a, waitingRequests: 4), EndpointSnapshot(address: Self.b)], context: &context, ledger: ledger)
+        #expect(scores[1] > scores[0])
+        let note = try #require(context[note: PredictedLatencyScorer.note])
+        #expect((note.candidates[Self.a]?.prediction.ttft ?? 0) >= 2)
+    }
+
     @Test("the prefix hit ratio and index size include predicted-latency-scorer's index")
     func prefixGauges() throws {
         let scheduler = try Scheduler(config: .builtIn("predicted-latency")!, randomSeed: 1)

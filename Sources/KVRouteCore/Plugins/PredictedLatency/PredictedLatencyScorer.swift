@@ -76,7 +76,15 @@ public struct PredictedLatencyScorer: EndpointScorer {
             let queued = state.load(c, now: context.now).queuedFeatures(meanUncachedTokens: book.meanUncachedTokens)
             var f = queued
             f.prefillTokensAhead += own
-            let p = book.predict(c.address, features: f)
+            var p = book.predict(c.address, features: f)
+            // A full engine admits its queue as running requests finish: the wait can exceed
+            // what the queued tokens take to compute.
+            let wait = state.admissionWait(c)
+            if wait > 0 {
+                var alone = f
+                alone.prefillTokensAhead = own
+                p.ttft = max(p.ttft, wait + book.predict(c.address, features: alone).ttft)
+            }
             let cost = p.ttft + outputSteps * p.tpot
             costs[i] = cost
             best = min(best, cost)

@@ -17,6 +17,29 @@ public struct PredictedLatencyState: LedgerState {
 
     private var pending: [EndpointAddress: [Pending]] = [:]
 
+    /// Per endpoint: when it last answered, and the running mean interval between answers
+    /// that came while it had more work in flight (its service rate when busy).
+    struct Throughput: Sendable {
+        var lastAnswer: Double
+        var busyInterval: Double?
+    }
+
+    private var throughput: [EndpointAddress: Throughput] = [:]
+
+    /// Seconds between two answers of `endpoint` while it is busy (nil: not measured yet).
+    public func busyInterval(_ endpoint: EndpointAddress) -> Double? { throughput[endpoint]?.busyInterval }
+
+    /// How long a request waits on `snapshot`'s endpoint before it is admitted at all: the
+    /// engine's waiting queue drains at its busy service rate (Little's law), so the last
+    /// of `waitingRequests` starts after about that many answers. A linear model in the
+    /// tokens ahead cannot see this: when the batch or the KV cache is full, a waiting
+    /// request waits for running ones to finish, not for prefill compute.
+    @inline(__always)
+    public func admissionWait(_ snapshot: EndpointSnapshot) -> Double {
+        guard snapshot.waitingRequests > 0, let interval = throughput[snapshot.address]?.busyInterval else { return 0 }
+        return Double(snapshot.waitingRequests) * interval
+    }
+
     public init(book: LatencyModelBook = LatencyModelBook()) {
         self.book = book
     }
@@ -53,6 +76,7 @@ public struct PredictedLatencyState: LedgerState {
             append(entry(for: r), to: r.endpoint)
         case .finished(let r, let o):
             let p = take(r.requestID, from: r.endpoint)
+            if case .answered(let status) = o.result, (status ?? 200) < 400 { noteAnswer(r.endpoint, at: o.finishedAt) }
             guard let record = p?.record else { return }
             if case .answered(let status) = o.result, (status ?? 200) < 400 {
                 let total = o.finishedAt - r.admittedAt
@@ -61,8 +85,24 @@ public struct PredictedLatencyState: LedgerState {
             }
         case .endpointLeft(let e):
             pending[e] = nil
+            throughput[e] = nil
             book.forget(e)
         }
+    }
+
+    /// An answer from `endpoint` at `t`: the interval since its previous one counts towards
+    /// its busy service rate when other requests stayed in flight there.
+    private mutating func noteAnswer(_ endpoint: EndpointAddress, at t: Double) {
+        guard var tp = throughput[endpoint] else {
+            throughput[endpoint] = Throughput(lastAnswer: t)
+            return
+        }
+        let gap = t - tp.lastAnswer
+        if gap >= 0, pendingCount(endpoint) > 0 {
+            tp.busyInterval = tp.busyInterval.map { $0 + (gap - $0) * LatencyModelBook.meanRate } ?? gap
+        }
+        tp.lastAnswer = max(tp.lastAnswer, t)
+        throughput[endpoint] = tp
     }
 
     /// Per output token, no engine is faster than this: an answer whose bytes after the first
