@@ -222,6 +222,7 @@ let package = Package(
                 "KVRouteBench",
                 "KVRouteDemo",
                 "KVRouteExtProc",
+                "KVRoutePrecise",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Logging", package: "swift-log"),
@@ -286,6 +287,7 @@ let package = Package(
             name: "KVRoutePreciseTests",
             dependencies: [
                 "KVRoutePrecise", "KVRouteCore", "KVRouteKVEvents", "KVRouteEngineSim", "KVRouteSimServer", "KVRouteDataLayer", "KVRouteTestSupport",
+                "KVRouteRouting", "KVRouteExtProc",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings

@@ -160,7 +160,7 @@ extension EndpointPickerConfig {
     """
 
     /// The built-ins by name, in the order the help lists them.
-    public static let builtInNames = ["default", "kvroute-v1", "predicted-latency", "approx-prefix", "least-load", "round-robin", "random", "consistent-hash"]
+    public static let builtInNames = ["default", "kvroute-v1", "predicted-latency", "approx-prefix", "precise", "least-load", "round-robin", "random", "consistent-hash"]
 
     /// Older names that still select a built-in: the gateway's `--mode` values and the
     /// bench's policy names.
@@ -174,6 +174,7 @@ extension EndpointPickerConfig {
         case "default", "kvroute-v1": yaml = kvrouteDefaultYAML
         case "predicted-latency": yaml = predictedLatencyYAML
         case "approx-prefix": yaml = llmdDefaultYAML
+        case "precise": yaml = preciseYAML
         case "least-load": yaml = leastLoadYAML
         case "round-robin": yaml = roundRobinYAML
         case "random": yaml = randomYAML

@@ -42,6 +42,8 @@ public final class PickerServer: Sendable {
     let tracker: EndpointTracker
     let service: ExtProcService
     let logger: Logger
+    /// The routing seam the ext_proc stream decides through (its Scheduler's ledger included).
+    public var router: RequestRouter { service.router }
     /// Bound ports of the ext_proc, health and metrics servers, in that order.
     private let bound = Mutex<[Int?]>([nil, nil, nil])
     private let ready: AsyncStream<Void>

@@ -39,6 +39,11 @@ public struct PreciseIndexLookup: PreciseBlockLookup {
         for (engine, n) in store.matchedBlocks(hashes, model: model) {
             if let address = EndpointAddress(engine) { held[address] = n }
         }
-        return PreciseBlockMatch(total: hashes.count, held: held)
+        return PreciseBlockMatch(total: hashes.count, held: held, blockHashes: hashes)
+    }
+
+    /// Feeds the store's ``HashAgreement`` for the engine (named by its address).
+    public func routed(blockHashes: [UInt64], to endpoint: EndpointAddress) {
+        store.routed(blockHashes: blockHashes, engine: endpoint.description)
     }
 }

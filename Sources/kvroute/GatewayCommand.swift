@@ -13,6 +13,8 @@ struct GatewayCommand: AsyncParsableCommand {
         discussion: """
         kvroute gateway --port 18080 --endpoints http://127.0.0.1:18001,http://127.0.0.1:18002 [--config epp.yaml] [--picker off]
         Endpoints whose host is a DNS name are re-resolved (a Kubernetes headless Service).
+
+        \(PreciseOptions.discussion)
         """
     )
 
@@ -41,6 +43,7 @@ struct GatewayCommand: AsyncParsableCommand {
         "The operator's secret (at least 16 characters; or env KVROUTE_EXPLAIN_SECRET). Only requests sending x-kvroute-explain: SECRET get the x-kvroute-decision header, and /dashboard?key=SECRET is served only with it. Without it neither exists: per-endpoint prefix scores would tell any client what other clients sent. (There is no always-explain switch, for the same reason.)",
         valueName: "secret")) var explainSecret: String?
     @Option(help: "Seed for tie-breaks and random choices (default: random).") var seed: UInt64?
+    @OptionGroup var precise: PreciseOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var tracing: TracingOptions
 
@@ -90,13 +93,16 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "kvroute.gateway")
         let gateway: Gateway
-        do { gateway = try Gateway(configuration: try gatewayConfiguration(), logger: logger) } catch let e as KVRouteError {
+        let configuration = try gatewayConfiguration()
+        let prepared = try precise.prepare(config: configuration.pickerConfig, endpoints: endpoints, logger: logger)
+        do { gateway = try Gateway(configuration: configuration, logger: logger) } catch let e as KVRouteError {
             throw ValidationError(e.message)
         }
+        let index = try prepared?.start(router: gateway.router)
         let tracer = try tracing.bootstrap(serviceName: "kvroute-gateway", logger: logger)
         await gateway.warmUp()
         try await CommandFailure.reporting("gateway", named: false) {
-            let servers = ServerGroup((tracer.map { [$0] } ?? []) + gateway.services, logger: logger)
+            let servers = ServerGroup((tracer.map { [$0] } ?? []) + (index.map { [$0] } ?? []) + gateway.services, logger: logger)
             guard let bound = try await servers.untilListening({ await gateway.waitUntilListening() }) else { return }
             logger.info("gateway listening", metadata: [
                 "url": "http://\(host):\(bound)", "policy": "\(gateway.router.policyName)",

@@ -24,6 +24,9 @@ public struct PrecisePrefixCacheScorer: EndpointScorer {
 
     /// The one lookup every precise scorer of a Scheduler reads.
     public static let sourceKey = LedgerKey<PreciseBlockSource>("precise-prefix-cache-scorer/source")
+    /// The prompt's block hashes as this decision computed them: the source tells the lookup
+    /// where the request was admitted (``PreciseBlockLookup/routed(blockHashes:to:)``).
+    public static let routedHashes = NoteKey<[UInt64]>("precise-prefix-cache-scorer/hashes")
 
     public init(name: String, blockSize: Int = 16, hashSeed: String = "0", maxBlocks: Int = 256,
                 zmqEndpoint: String? = nil, topicFilter: String? = nil) {
@@ -73,6 +76,7 @@ public struct PrecisePrefixCacheScorer: EndpointScorer {
         guard let lookup = ledger[Self.sourceKey]?.lookup else { return candidates.map { _ in 0 } }
         let match = lookup.match(context.request, blockSize: blockSize, hashSeed: hashSeed, maxBlocks: maxBlocks)
         context.totalPrefixBlocks = match.total
+        if !match.blockHashes.isEmpty { context[note: Self.routedHashes] = match.blockHashes }
         guard match.total > 0 else { return candidates.map { _ in 0 } }
         var matched: [EndpointAddress: Int] = [:]
         for c in candidates { if let n = match.held[c.address], n > 0 { matched[c.address] = min(n, match.total) } }
@@ -85,6 +89,14 @@ public struct PrecisePrefixCacheScorer: EndpointScorer {
 /// each endpoint's unbroken run of held leading blocks.
 public protocol PreciseBlockLookup: Sendable {
     func match(_ request: InferenceRequest, blockSize: Int, hashSeed: String, maxBlocks: Int) -> PreciseBlockMatch
+    /// A request whose prompt has these block hashes was admitted on `endpoint` (called under
+    /// the Scheduler's lock: keep it cheap). The index uses it to notice engines whose events
+    /// never hold what is routed to them (a different hash seed).
+    func routed(blockHashes: [UInt64], to endpoint: EndpointAddress)
+}
+
+extension PreciseBlockLookup {
+    public func routed(blockHashes: [UInt64], to endpoint: EndpointAddress) {}
 }
 
 public struct PreciseBlockMatch: Sendable, Hashable {
@@ -92,20 +104,27 @@ public struct PreciseBlockMatch: Sendable, Hashable {
     public var total: Int
     /// Leading blocks held, per endpoint.
     public var held: [EndpointAddress: Int]
+    /// The prompt's block hashes (empty when the lookup does not say).
+    public var blockHashes: [UInt64]
 
-    public init(total: Int, held: [EndpointAddress: Int]) {
+    public init(total: Int, held: [EndpointAddress: Int], blockHashes: [UInt64] = []) {
         self.total = total
         self.held = held
+        self.blockHashes = blockHashes
     }
 }
 
 /// The ledger's handle on the precise index: installed by the adapter through
 /// `scheduler.withLedger { $0.update(PrecisePrefixCacheScorer.sourceKey) { $0.lookup = … } }`.
-/// It learns nothing from routing: the engines' events are the truth.
+/// It learns nothing from routing (the engines' events are the truth); it only tells the
+/// lookup where each scored request was admitted.
 public struct PreciseBlockSource: LedgerState {
     public var lookup: (any PreciseBlockLookup)?
     public init(lookup: (any PreciseBlockLookup)? = nil) { self.lookup = lookup }
-    public mutating func learn(_ event: LedgerEvent) {}
+    public mutating func learn(_ event: LedgerEvent) {
+        guard case .admitted(let r) = event, let lookup, let hashes = r.context[note: PrecisePrefixCacheScorer.routedHashes] else { return }
+        lookup.routed(blockHashes: hashes, to: r.endpoint)
+    }
 }
 
 extension PluginParameters {
