@@ -204,6 +204,7 @@ let package = Package(
             name: "KVRouteBench",
             dependencies: [
                 "KVRouteCore", "KVRouteEngineSim", "KVRouteDataLayer", "KVRouteRouting", "KVRouteSSE", "KVRouteStats",
+                "KVRouteKVEvents", "KVRoutePrecise",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -1,5 +1,6 @@
 import KVRouteCore
 import KVRouteEngineSim
+import KVRouteKVEvents
 import KVRouteRouting
 
 /// What one request did in a run.
@@ -104,9 +105,11 @@ public struct Simulation: Sendable {
     /// The same through a given router (tests read its ledger afterwards).
     func run(_ workload: any Workload, router: RequestRouter, policyName: String, progress: (Int) -> Void = { _ in }) throws -> PolicyRun {
         var cores: [EngineCore] = []
+        let precise = BenchPreciseFeed.install(into: router)
         for i in 0..<engines {
             var c = engine
             c.seed = engine.seed &+ UInt64(i)
+            if precise != nil { c.recordKVEvents = true }
             var core = try EngineCore(configuration: c)
             core.slowdown = slowdowns[i] ?? 1
             cores.append(core)
@@ -114,6 +117,8 @@ public struct Simulation: Sendable {
         let addresses = (0..<engines).map(Self.address)
         var busyUntil = [Double?](repeating: nil, count: engines)
         var pending = [StepResult?](repeating: nil, count: engines)
+        // The KV events of each engine's step in progress: a subscriber sees them as it ends.
+        var stepEvents = [[KVEvent]](repeating: [], count: engines)
         var dead = [Bool](repeating: false, count: engines)
         var snapshots = addresses.map { EndpointSnapshot(address: $0, healthy: true, metricsAge: 0) }
         var lastScrape = -Double.infinity
@@ -162,6 +167,7 @@ public struct Simulation: Sendable {
         func startStep(_ e: Int) {
             guard !dead[e], busyUntil[e] == nil, cores[e].hasWork else { return }
             let s = cores[e].step(now: now)
+            if precise != nil { stepEvents[e] += cores[e].takeKVEvents() }
             if s.outputs.isEmpty && s.duration == 0 { return }
             busyUntil[e] = s.end
             pending[e] = s
@@ -174,6 +180,7 @@ public struct Simulation: Sendable {
             var view = snapshots
             for e in excluding { view[e].healthy = false }
             let inference = InferenceRequest(requestID: String(r.id), model: engine.model, apiKind: r.apiKind, prompt: r.prompt, sessionKey: r.session)
+            precise?.prompt(r.tokens)
             let lease: RoutingLease
             do {
                 lease = try router.route(inference, snapshots: view, started: router.instant(atSeconds: now))
@@ -245,6 +252,10 @@ public struct Simulation: Sendable {
                 let s = pending[e]!
                 busyUntil[e] = nil
                 pending[e] = nil
+                if let precise {
+                    precise.apply(stepEvents[e], engine: addresses[e], now: now)
+                    stepEvents[e] = []
+                }
                 for out in s.outputs {
                     if let t = out.token { inEngine[e]?[out.id]?.2.append(t) }
                     guard let f = out.finished, let (r, lease, answer) = inEngine[e]?.removeValue(forKey: out.id) else { continue }

@@ -52,7 +52,8 @@ struct PreciseRoutingTests {
 
     /// Waits until every store's subscription to every engine delivers (ZMQ drops what a
     /// subscriber not yet connected would have seen): serves a warm-up prompt on each engine
-    /// until its batches arrive; the engine's replay socket fills in anything earlier.
+    /// until its batches arrive, then empties the engines' caches (AllBlocksCleared), so the
+    /// index and the caches start equal whatever the replay recovered of the warm-up.
     static func subscribed(_ stores: [PreciseIndexStore], _ sims: [Sim]) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         for (i, sim) in sims.enumerated() {
@@ -63,20 +64,26 @@ struct PreciseRoutingTests {
                 question += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
+            let reset = try await TestHTTP.request(sim.url + "/reset_prefix_cache", method: .POST)
+            #expect(reset.status == 200)
         }
+        try await caughtUp(stores, sims)
     }
 
     /// Waits until `store` holds exactly the blocks each engine's cache holds.
     static func caughtUp(_ stores: [PreciseIndexStore], _ sims: [Sim]) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
-            var same = true
+            var differences: [String] = []
             for sim in sims {
                 let held = try await sim.blocks()
-                for s in stores where s.hashes(engine: sim.address) != held { same = false }
+                for s in stores where s.hashes(engine: sim.address) != held {
+                    let indexed = s.hashes(engine: sim.address)
+                    differences.append("\(sim.name): \(held.subtracting(indexed).count) held not indexed, \(indexed.subtracting(held).count) indexed not held, feed \(String(describing: s.feedStatus(engine: sim.address)))")
+                }
             }
-            if same { return }
-            try #require(ContinuousClock.now < deadline, "the index never caught up with the engines' caches")
+            if differences.isEmpty { return }
+            try #require(ContinuousClock.now < deadline, "the index never caught up with the engines' caches: \(differences)")
             try await Task.sleep(for: .milliseconds(50))
         }
     }
