@@ -1,0 +1,1 @@
+// The header carries the code.
