@@ -9,7 +9,7 @@ import KVRouteValidate
 import Logging
 import ServiceLifecycle
 
-/// The whole system on one machine: simulated engines, a gateway per routing mode, the
+/// The whole system on one machine: simulated engines, a gateway per routing policy, the
 /// cache-hit validation through the KV-cache-aware gateway, and a contrast table.
 public struct Demo: Sendable {
     public struct Settings: Sendable {

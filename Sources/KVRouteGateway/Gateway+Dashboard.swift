@@ -98,7 +98,7 @@ enum DashboardPage {
 </style>
 </head>
 <body>
-<header><h1>kvroute</h1><span class="muted">routing mode <b id="mode">–</b></span><span class="muted" id="updated">connecting…</span><span id="error"></span></header>
+<header><h1>kvroute</h1><span class="muted">policy <b id="mode">–</b></span><span class="muted" id="updated">connecting…</span><span id="error"></span></header>
 <main>
   <section class="cards">
     <div class="card"><div class="label">Prefix-cache hit rate</div><div class="value" id="hit-rate">–</div></div>
