@@ -1,8 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Benchmarks of kvroute: decision time, the engine model in virtual time, and the
-// Prometheus text parsing on the scrape path. Run with `swift package benchmark` here.
+// Benchmarks of kvroute: decision time, the prefix index's memory per (endpoint, block),
+// and the engine model in virtual time. Run with `swift package benchmark` here.
 let package = Package(
     name: "kvroute-benchmarks",
     platforms: [.macOS(.v15)],
