@@ -29,8 +29,15 @@ public final class EndpointPool: Sendable {
     private let state = Mutex<[EndpointAddress: Member]>([:])
     private let order = Mutex<[EndpointAddress]>([])
     /// When a decision last read the pool (nil: never), so scrapes and probes can slow down
-    /// while nothing is routed.
-    private let lastRead = Mutex<ContinuousClock.Instant?>(nil)
+    /// while nothing is routed, and the loops waiting for the next read.
+    private let reads = Mutex(Reads())
+
+    struct Reads {
+        var last: ContinuousClock.Instant?
+        var count: UInt64 = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -108,8 +115,15 @@ public final class EndpointPool: Sendable {
     }
 
     /// Snapshots of every member for the decision core, in discovery order.
+    /// Wakes the loops waiting in ``nextRead(after:)`` without waiting for them.
     public func snapshots(now: ContinuousClock.Instant = .now) -> [EndpointSnapshot] {
-        lastRead.withLock { $0 = now }
+        let woken = reads.withLock { r in
+            r.last = now
+            r.count &+= 1
+            defer { r.waiters.removeAll() }
+            return r.waiters
+        }
+        for c in woken.values { c.resume() }
         return members.map { m in
             let age = m.lastScrape.map { Self.seconds(now - $0) }
             return EndpointSnapshot(
@@ -122,7 +136,32 @@ public final class EndpointPool: Sendable {
 
     /// True when no decision has read the pool for `quiet` (or ever).
     public func isIdle(for quiet: Duration, now: ContinuousClock.Instant = .now) -> Bool {
-        lastRead.withLock { $0.map { now - $0 >= quiet } ?? true }
+        reads.withLock { $0.last.map { now - $0 >= quiet } ?? true }
+    }
+
+    /// How many times decisions have read the pool.
+    public var readCount: UInt64 { reads.withLock { $0.count } }
+
+    /// Returns once a decision has read the pool after `count` reads (at once when one
+    /// already has), or when the task is cancelled: a loop slowed down while idle waits
+    /// here so that the first request after a pause wakes it.
+    public func nextRead(after count: UInt64) async {
+        let id = reads.withLock { r in
+            defer { r.nextWaiter &+= 1 }
+            return r.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = reads.withLock { r in
+                    if r.count != count || Task.isCancelled { return true }
+                    r.waiters[id] = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            reads.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
     }
 
     public var healthyCount: Int { members.filter(isHealthy).count }

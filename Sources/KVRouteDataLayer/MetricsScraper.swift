@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// and feeds the pool. While no decision has read the pool for ``IdlePacing/quiet``, it
 /// scrapes every ``IdlePacing/interval`` instead (500 ms: still inside the health filter's
 /// one-second freshness limit, so the first request after a pause is routed on fresh-enough
-/// data, and the fast pace is back one idle interval later at most). A failed or timed-out scrape marks the endpoint unhealthy at once; the
+/// data). The first decision after a pause wakes it: it scrapes at once (the decision does
+/// not wait for it) and goes back to the fast pace, so the next decision sees fresh load. A failed or timed-out scrape marks the endpoint unhealthy at once; the
 /// next good scrape brings it back. Samples an engine gets wrong (``EngineSampleRejection``)
 /// are left out one by one, counted in ``rejections`` and logged once per endpoint and reason.
 public struct MetricsScraper: Service {
@@ -68,7 +69,7 @@ public struct MetricsScraper: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: { [pool, interval, idle] in idle.pace(pool, busy: interval) }) { await scrapeOnce() }
+        await idle.run(pool, busy: interval) { await scrapeOnce() }
     }
 }
 
@@ -84,6 +85,30 @@ public struct IdlePacing: Sendable {
 
     public func pace(_ pool: EndpointPool, busy: Duration) -> Duration {
         pool.isIdle(for: quiet) ? max(busy, interval) : busy
+    }
+
+    /// Runs `body` at the start of every ``pace(_:busy:)`` until graceful shutdown (or
+    /// cancellation). A wait at the idle pace ends early when a decision reads the pool: the
+    /// next round starts at once, and the busy pace is back from then on.
+    public func run(_ pool: EndpointPool, busy: Duration, _ body: @escaping @Sendable () async -> Void) async {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let started = ContinuousClock.now
+                await body()
+                let reads = pool.readCount
+                let pace = pace(pool, busy: busy)
+                guard pace > busy else {
+                    do { try await Task.sleep(until: started + pace, clock: .continuous) } catch { return }
+                    continue
+                }
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await Task.sleep(until: started + pace, clock: .continuous) }
+                    group.addTask { await pool.nextRead(after: reads) }
+                    await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
     }
 }
 
@@ -126,7 +151,7 @@ public struct HealthProber: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: { [pool, interval, idle] in idle.pace(pool, busy: interval) }) { await probeOnce() }
+        await idle.run(pool, busy: interval) { await probeOnce() }
     }
 }
 

@@ -136,4 +136,36 @@ struct IdlePacingTests {
         _ = pool.snapshots()
         #expect(idle.pace(pool, busy: .milliseconds(50)) == .milliseconds(50))
     }
+
+    @Test("a decision after an idle spell wakes the loop at once, without waiting for it", .timeLimit(.minutes(1)))
+    func wakesOnRead() async throws {
+        let pool = EndpointPool()
+        // Idle at once, and an idle wait far longer than the test may take.
+        let idle = IdlePacing(quiet: .zero, interval: .seconds(3600))
+        let (rounds, sink) = AsyncStream.makeStream(of: Void.self)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await idle.run(pool, busy: .milliseconds(10)) { sink.yield() }
+                sink.finish()
+            }
+            var it = rounds.makeAsyncIterator()
+            #expect(await it.next() != nil)
+            // The loop now waits at the idle pace; a read is the only thing that can end it.
+            _ = pool.snapshots()
+            #expect(await it.next() != nil)
+            group.cancelAll()
+        }
+    }
+
+    @Test("a waiter for the next read returns at once when a read already happened, and on cancellation")
+    func nextRead() async {
+        let pool = EndpointPool()
+        let before = pool.readCount
+        _ = pool.snapshots()
+        await pool.nextRead(after: before)  // returns: the read happened
+        let task = Task { await pool.nextRead(after: pool.readCount) }
+        task.cancel()
+        await task.value
+        #expect(pool.readCount == before + 1)
+    }
 }
