@@ -7,8 +7,11 @@ extension EndpointPickerConfig {
     /// tail) is balanced against saturation (weight 3: the router's in-flight requests plus
     /// the waiting queue against 8, or KV usage above 50 %): a prefix match wins while its
     /// endpoint has headroom, and a hot prefix spreads once that endpoint fills up. Prompts with no match go where the router has the fewest requests in
-    /// flight (relative, weight 1) and the shortest queue (1); KV usage (1) breaks ties;
-    /// session affinity (1) keeps conversations together when the prefix signal is weak.
+    /// flight (relative, weight 1) and the shortest queue (1); KV usage (1) breaks ties.
+    /// Session affinity (3.5 = in flight 1 + queue 1 + half of saturation's 3, see
+    /// ``SessionAffinityScorer/balancedWeight(in:)``) keeps a conversation on its endpoint
+    /// against small load differences, a stale load view and a shared template block, never
+    /// against saturation.
     public static let kvrouteDefaultYAML = """
     apiVersion: inference.networking.x-k8s.io/v1alpha1
     kind: EndpointPickerConfig
@@ -46,7 +49,7 @@ extension EndpointPickerConfig {
       - pluginRef: kv-cache-utilization-scorer
         weight: 1
       - pluginRef: session-affinity-scorer
-        weight: 1
+        weight: 3.5
       - pluginRef: max-score-picker
     """
 
