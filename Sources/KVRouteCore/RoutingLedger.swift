@@ -55,11 +55,13 @@ public struct RoutingLedger: Sendable {
         return try body(&s)
     }
 
+    /// Every state learns in place: the table is walked by index and each value changed where
+    /// it lies (no key list, no rehashing, no copy of a state's storage).
     private mutating func broadcast(_ event: LedgerEvent) {
-        for id in Array(states.keys) {
-            guard var s = states.removeValue(forKey: id) else { continue }
-            s.learn(event)
-            states[id] = s
+        var i = states.startIndex
+        while i != states.endIndex {
+            states.values[i].learn(event)
+            states.formIndex(after: &i)
         }
     }
 
