@@ -9,6 +9,8 @@ public struct LabelFilter: EndpointFilter {
     let values: Set<String>
     let allowsNoLabel: Bool
     let selector: [String: String]
+    /// Why an endpoint is dropped, written once.
+    let reason: String
 
     public init(type: String, name: String, label: String, values: Set<String>, allowsNoLabel: Bool, selector: [String: String] = [:]) {
         self.type = type
@@ -17,6 +19,7 @@ public struct LabelFilter: EndpointFilter {
         self.values = values
         self.allowsNoLabel = allowsNoLabel
         self.selector = selector
+        reason = selector.isEmpty ? "label \(label) not in \(values.sorted())" : "labels do not match \(selector)"
     }
 
     public static let roleLabel = "llm-d.ai/role"
@@ -48,13 +51,24 @@ public struct LabelFilter: EndpointFilter {
 
     public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
         if !selector.isEmpty {
-            return (candidates.filter { c in selector.allSatisfy { c.labels[$0.key] == $0.value } }, "labels do not match \(selector)")
+            return (candidates.keeping { c in selector.allSatisfy { c.labels[$0.key] == $0.value } }, reason)
         }
-        let kept = candidates.filter { c in
+        let kept = candidates.keeping { c in
             guard let v = c.labels[label] else { return allowsNoLabel }
             return values.contains(v)
         }
-        return (kept, "label \(label) not in \(values.sorted())")
+        return (kept, reason)
+    }
+}
+
+extension [EndpointSnapshot] {
+    /// The endpoints `keep` accepts, in order; the array itself (its storage shared, nothing
+    /// copied) when it accepts them all, as filters usually do.
+    func keeping(_ keep: (EndpointSnapshot) -> Bool) -> [EndpointSnapshot] {
+        guard let first = firstIndex(where: { !keep($0) }) else { return self }
+        var kept = Array(self[..<first])
+        for c in self[index(after: first)...] where keep(c) { kept.append(c) }
+        return kept
     }
 }
 
@@ -68,11 +82,14 @@ public struct HealthFilter: EndpointFilter {
     public let name: String
     public let maxMetricsAge: Double
     public let checkMetricsAge: Bool
+    /// Why an endpoint is dropped while others are fresh, written once.
+    let staleReason: String
 
     public init(name: String = "healthy-filter", maxMetricsAge: Double = 1.0, checkMetricsAge: Bool = true) {
         self.name = name
         self.maxMetricsAge = maxMetricsAge
         self.checkMetricsAge = checkMetricsAge
+        staleReason = checkMetricsAge ? "unhealthy or metrics older than \(maxMetricsAge)s" : "unhealthy"
     }
 
     static func make(name: String, parameters p: inout PluginParameters) throws -> HealthFilter {
@@ -80,9 +97,9 @@ public struct HealthFilter: EndpointFilter {
     }
 
     public func filter(_ candidates: [EndpointSnapshot], context: inout SchedulingContext) -> (kept: [EndpointSnapshot], reason: String) {
-        let fresh = candidates.filter { $0.healthy && (!checkMetricsAge || ($0.metricsAge.map { $0 <= maxMetricsAge } ?? false)) }
-        if !fresh.isEmpty { return (fresh, checkMetricsAge ? "unhealthy or metrics older than \(maxMetricsAge)s" : "unhealthy") }
-        let healthy = candidates.filter(\.healthy)
+        let fresh = candidates.keeping { $0.healthy && (!checkMetricsAge || ($0.metricsAge.map { $0 <= maxMetricsAge } ?? false)) }
+        if !fresh.isEmpty { return (fresh, staleReason) }
+        let healthy = candidates.keeping(\.healthy)
         return (healthy.isEmpty ? candidates : healthy, "unhealthy")
     }
 }

@@ -16,12 +16,20 @@ public struct MaxScorePicker: EndpointPicker {
 
     public func pick(_ scored: [(endpoint: EndpointSnapshot, score: Double)], context: inout SchedulingContext, ledger: RoutingLedger,
                      using rng: inout SeededGenerator) -> [EndpointAddress] {
-        // Shuffle first so the stable sort breaks ties at random.
-        var s = scored
-        s.shuffle(using: &rng)
-        return s.enumerated().sorted { a, b in
-            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
-        }.prefix(maxNumOfEndpoints).map(\.element.endpoint.address)
+        // Shuffled first so that ties go to the earlier in the shuffled order: at random. Only
+        // indices are shuffled and ranked, so no snapshot is copied.
+        var order = Array(scored.indices)
+        order.shuffle(using: &rng)
+        if maxNumOfEndpoints == 1 {
+            guard var best = order.first else { return [] }
+            for i in order.dropFirst() where scored[i].score > scored[best].score { best = i }
+            return [scored[best].endpoint.address]
+        }
+        let ranked = order.indices.sorted { a, b in
+            let (x, y) = (scored[order[a]].score, scored[order[b]].score)
+            return x != y ? x > y : a < b
+        }
+        return ranked.prefix(maxNumOfEndpoints).map { scored[order[$0]].endpoint.address }
     }
 }
 
