@@ -10,8 +10,20 @@
 #
 # Usage: scripts/conformance-vllm.sh [--out DIR] [--system]
 #   --out DIR   keeps the captured events and logs
-#   --system    then also serves a second vLLM, puts `kvroute gateway` in front of both and
-#               runs `kvroute validate` (cache-hit ramp) through it (about a minute more)
+#   --system    then also serves a second vLLM and runs the whole system in front of both
+#               (the two engines serve all three runs; each starts from reset caches):
+#               1. `kvroute gateway` (default policy): `kvroute validate` (cache-hit ramp,
+#                  delta hit rate >= 90 %, stickiness >= 99 %);
+#               2. `kvroute gateway` in precise mode (the engines' KV events, Llama-3
+#                  tokenizer, block size 32): the ramp (>= 95 %, >= 99 %), then
+#                  Tests/peers/precise_sessions.py: two chat sessions through the front
+#                  door and two more whose first turn went straight to an engine, each
+#                  turn on the engine whose own KV events hold its blocks;
+#               3. real Envoy (deploy/envoy/envoy-epp-full-duplex.yaml, rendered by
+#                  deploy/envoy/render.sh) with `kvroute epp` in precise mode: the same two
+#                  checks through Envoy.
+#               Reports: validate*.json, sessions-*.json in the output folder (about two
+#               minutes more).
 # Environment: KVROUTE_BIN (default .build/debug/kvroute), KVROUTE_VLLM_VENV (.tools/vllm-venv),
 # VLLM_HEALTH_TIMEOUT (240 s),
 # KVROUTE_CONFORMANCE_STRICT_TEXT (default 1: text and chat prompts must match too, which
@@ -133,6 +145,24 @@ wait_vllm() {
     done
 }
 
+# wait_ok NAME URL PID LOG: until URL answers 2xx (10 s), or fails with the log's tail.
+wait_ok() {
+    for _ in $(seq 100); do
+        curl -fsS "$2" >/dev/null 2>&1 && return 0
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -20 "$4" >&2
+    fail "$1 not ready at $2"
+}
+
+# stop_group PID: ends a process group this script started (TERM, then KILL after 10 s).
+stop_group() {
+    kill -TERM -- "-$1" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.2; done
+    kill -KILL -- "-$1" 2>/dev/null || true
+}
+
 started=$(date +%s)
 start_vllm vllm "$http_port" "$events_port"
 wait_vllm vllm "$http_port" "$vllm_pid"
@@ -147,6 +177,8 @@ sim_args=(sim --port "$sim_port" --model "$model_name" --block-size 32 --num-gpu
 check_args=()
 [ "${KVROUTE_CONFORMANCE_STRICT_TEXT:-1}" = 1 ] && check_args+=(--strict-text)
 help=$("$kvroute" sim --help 2>&1 || true)
+# vLLM above runs with --enable-prompt-tokens-details: the simulator reports cached tokens too.
+grep -q -- '--enable-prompt-tokens-details' <<<"$help" && sim_args+=(--enable-prompt-tokens-details)
 if grep -q -- '--kv-events-config' <<<"$help"; then
     sim_args+=(--kv-events-config "{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:$sim_events_port\",\"topic\":\"kv@sim-0@$model_name\"}")
     grep -q -- '--prefix-caching-hash-algo' <<<"$help" && sim_args+=(--prefix-caching-hash-algo sha256_cbor)
@@ -168,20 +200,100 @@ status=0
 log "checks took $(( $(date +%s) - started )) s from vllm's start; output in $out"
 
 if [ -n "$system" ]; then
-    read -r http2 events2 gateway_port < <("$tools_py" -c '
+    read -r http2 events2 gateway_port precise_port grpc_port health_port epp_metrics_port envoy_port envoy_admin < <("$tools_py" -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
+    envoy=.tools/venv/bin/envoy
+    [ -x "$envoy" ] || fail "$envoy is missing: run scripts/install-test-tools.sh"
     start_vllm vllm-2 "$http2" "$events2"
     wait_vllm vllm-2 "$http2" "$vllm_pid"
-    setsid "$kvroute" gateway --port "$gateway_port" --endpoints "http://127.0.0.1:$http_port,http://127.0.0.1:$http2" >"$out/gateway.log" 2>&1 &
-    pids+=("$!")
-    for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$gateway_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
-    log "kvroute gateway on $gateway_port in front of both; kvroute validate runs the cache-hit ramp"
-    "$kvroute" validate --gateway-url "http://127.0.0.1:$gateway_port" --model "$model_name" \
-        --metrics-urls "http://127.0.0.1:$http_port,http://127.0.0.1:$http2" --reset --block-size 32 \
-        --requests 20 --sleep-seconds 0.2 --min-hit-rate 0.9 --min-stickiness 0.99 --json "$out/validate.json" || status=1
+    engines="http://127.0.0.1:$http_port,http://127.0.0.1:$http2"
+    event_endpoints="tcp://127.0.0.1:$events_port,tcp://127.0.0.1:$events2"
+    # Every run starts from cold caches (--reset: POST /reset_prefix_cache, VLLM_SERVER_DEV_MODE=1).
+    validate_args=(--model "$model_name" --metrics-urls "$engines" --reset --block-size 32 --requests 20 --sleep-seconds 0.2)
+    sessions_args=(--engines "$engines" --events "$event_endpoints" --model "$model_name" --sessions 2 --primed 2 --turns 4)
+    secret=conformance-explain-$RANDOM$RANDOM
+
+    # 1. kvroute gateway, its default policy.
+    setsid "$kvroute" gateway --port "$gateway_port" --endpoints "$engines" >"$out/gateway.log" 2>&1 &
+    gateway_pid=$!
+    pids+=("$gateway_pid")
+    wait_ok "kvroute gateway" "http://127.0.0.1:$gateway_port/health" "$gateway_pid" "$out/gateway.log"
+    log "kvroute gateway (default policy) on $gateway_port in front of both; kvroute validate runs the cache-hit ramp"
+    "$kvroute" validate --gateway-url "http://127.0.0.1:$gateway_port" "${validate_args[@]}" \
+        --min-hit-rate 0.9 --min-stickiness 0.99 --json "$out/validate.json" || status=1
+    stop_group "$gateway_pid"
+
+    # The built-in precise profile (--policy precise) with the engines' block size: the picker
+    # hashes prompts as the engines do (block size 32, hash seed "0" = PYTHONHASHSEED=0).
+    cat >"$out/precise.yaml" <<'YAML'
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-scorer
+  parameters:
+    indexerConfig:
+      tokenProcessorConfig: {blockSize: 32, hashSeed: "0"}
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: precise-prefix-cache-scorer, weight: 3}
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: max-score-picker}
+YAML
+    precise_args=(--endpoints "$engines" --config "$out/precise.yaml" --kv-events-endpoints "$event_endpoints"
+        --tokenizer llama3 --tokenizer-file "$tokenizer_dir/tokenizer.json")
+
+    # 2. kvroute gateway in precise mode: the ramp, then two chat sessions checked against the
+    #    engines' own KV events (and the picker's x-kvroute-decision header).
+    setsid "$kvroute" gateway --port "$precise_port" "${precise_args[@]}" --explain-secret "$secret" >"$out/gateway-precise.log" 2>&1 &
+    gateway_pid=$!
+    pids+=("$gateway_pid")
+    wait_ok "kvroute gateway --policy precise" "http://127.0.0.1:$precise_port/health" "$gateway_pid" "$out/gateway-precise.log"
+    log "kvroute gateway (precise, KV events from both) on $precise_port: cache-hit ramp, then four chat sessions"
+    "$kvroute" validate --gateway-url "http://127.0.0.1:$precise_port" "${validate_args[@]}" \
+        --min-hit-rate 0.95 --min-stickiness 0.99 --json "$out/validate-gateway-precise.json" || status=1
+    "$tools_py" Tests/peers/precise_sessions.py --url "http://127.0.0.1:$precise_port" "${sessions_args[@]}" \
+        --explain-secret "$secret" --front-metrics "http://127.0.0.1:$precise_port/metrics" --out "$out/sessions-gateway.json" || status=1
+    stop_group "$gateway_pid"
+
+    # 3. Real Envoy (deploy/envoy's full-duplex configuration: the picker sees each body) in
+    #    front of the engines, with kvroute epp in precise mode as its ext_proc picker.
+    setsid "$kvroute" epp --host 127.0.0.1 --grpc-port "$grpc_port" --health-port "$health_port" --metrics-port "$epp_metrics_port" \
+        "${precise_args[@]}" >"$out/epp.log" 2>&1 &
+    epp_pid=$!
+    pids+=("$epp_pid")
+    deploy/envoy/render.sh deploy/envoy/envoy-epp-full-duplex.yaml "$envoy_port" "$envoy_admin" "127.0.0.1:$grpc_port" "$health_port" \
+        "127.0.0.1:$http_port,127.0.0.1:$http2" >"$out/envoy.yaml" || fail "deploy/envoy/render.sh failed"
+    wait_ok "kvroute epp" "http://127.0.0.1:$epp_metrics_port/metrics" "$epp_pid" "$out/epp.log"
+    setsid "$envoy" -c "$out/envoy.yaml" --disable-hot-restart --log-level warning --concurrency 2 >"$out/envoy.log" 2>&1 &
+    envoy_pid=$!
+    pids+=("$envoy_pid")
+    wait_ok "envoy" "http://127.0.0.1:$envoy_admin/ready" "$envoy_pid" "$out/envoy.log"
+    # Envoy health-checks the picker over gRPC every second: routing waits for the first pass.
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$envoy_admin/clusters" 2>/dev/null | grep -q '^kvroute_epp::.*::health_flags::healthy$' && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$envoy_admin/clusters" | grep -q '^kvroute_epp::.*::health_flags::healthy$' \
+        || { tail -20 "$out/epp.log" "$out/envoy.log" >&2; fail "envoy does not see kvroute epp healthy"; }
+    log "envoy on $envoy_port with kvroute epp (precise) as its picker: cache-hit ramp, then four chat sessions"
+    "$kvroute" validate --gateway-url "http://127.0.0.1:$envoy_port" "${validate_args[@]}" \
+        --min-hit-rate 0.95 --min-stickiness 0.99 --json "$out/validate-envoy-precise.json" || status=1
+    "$tools_py" Tests/peers/precise_sessions.py --url "http://127.0.0.1:$envoy_port" "${sessions_args[@]}" \
+        --front-metrics "http://127.0.0.1:$epp_metrics_port/metrics" --out "$out/sessions-envoy.json" || status=1
+    curl -fsS "http://127.0.0.1:$envoy_admin/stats" >"$out/envoy-stats.txt" 2>/dev/null || true
+    grep -Eq '^http\.gateway\.ext_proc\.failure_mode_allowed: 0$' "$out/envoy-stats.txt" \
+        || { status=1; log "envoy failed open (or reports no ext_proc stats): requests bypassed the picker"; }
+    # Envoy drains its open ext_proc streams for a long while on SIGTERM.
+    { kill -KILL -- "-$envoy_pid" && wait "$envoy_pid"; } 2>/dev/null || true
+    log "system runs took $(( $(date +%s) - started )) s from the first vllm's start"
 fi
 exit "$status"

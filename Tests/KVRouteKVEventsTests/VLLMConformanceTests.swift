@@ -7,8 +7,12 @@ import Testing
 /// scripts/conformance-vllm.sh, which sends the same requests to vLLM and to `kvroute sim`
 /// and compares cached tokens, prefix-cache counters and KV events, then decodes every
 /// KV event payload vLLM published with kvroute's own decoder and block hasher. With
-/// `--system` the script also puts `kvroute gateway` in front of two vLLMs and runs
-/// `kvroute validate` through it (delta hit rate ≥ 90 %, stickiness ≥ 99 %).
+/// `--system` the script also serves a second vLLM and runs `kvroute validate` (the cache-hit
+/// ramp) through `kvroute gateway` (default policy: delta hit rate ≥ 90 %, stickiness ≥ 99 %),
+/// through `kvroute gateway` in precise mode and through real Envoy with `kvroute epp` in
+/// precise mode (both ≥ 95 % and ≥ 99 %); behind each precise front door four chat sessions
+/// (two of them started straight on an engine, bypassing it) must land, turn after turn, on
+/// the engine whose KV events hold their blocks.
 ///
 /// Runs in the test command (KVROUTE_REQUIRE_PEERS=1) or with KVROUTE_VLLM_CONFORMANCE=1; the
 /// first run installs vLLM (minutes). A failed install fails the test.
@@ -23,6 +27,25 @@ import Testing
         var seq: Int64?
         var frames: Int
         var payload: String
+    }
+
+    /// What the script's `kvroute validate` runs wrote (docs/VALIDATE.md).
+    struct ValidateReport: Decodable {
+        var passed: Bool
+        var delta_hit_rate: Double?
+        var requests: Int
+        var errors: Int
+        var sessions: [Session]
+        struct Session: Decodable { var stickiness: Double? }
+    }
+
+    /// What Tests/peers/precise_sessions.py wrote.
+    struct SessionsReport: Decodable {
+        var passed: Bool
+        var problems: [String]
+        var placement: [String: String]
+        var rows: [Row]
+        struct Row: Decodable { var session: Int; var turn: Int; var engine: String? }
     }
 
     struct Expected: Decodable {
@@ -59,6 +82,24 @@ import Testing
         #expect(result.status == 0, "scripts/conformance-vllm.sh exited \(result.status); logs and events kept in \(out.path)")
         // The logs and captured events stay for a look when the run failed.
         defer { if result.status == 0 { try? FileManager.default.removeItem(at: out) } }
+
+        // Each system run left its report: none skipped, each passed its thresholds.
+        for (name, minHitRate) in [("validate.json", 0.9), ("validate-gateway-precise.json", 0.95), ("validate-envoy-precise.json", 0.95)] {
+            let report = try JSONDecoder().decode(ValidateReport.self, from: Data(contentsOf: out.appendingPathComponent(name)))
+            #expect(report.passed, "\(name): kvroute validate failed")
+            #expect((report.delta_hit_rate ?? 0) >= minHitRate, "\(name): delta hit rate \(report.delta_hit_rate ?? 0)")
+            #expect(report.requests == 20 && report.errors == 0, "\(name): \(report.requests) requests, \(report.errors) errors")
+            #expect(report.sessions.allSatisfy { ($0.stickiness ?? 0) >= 0.99 }, "\(name): stickiness \(report.sessions.map(\.stickiness))")
+        }
+        for name in ["sessions-gateway.json", "sessions-envoy.json"] {
+            let report = try JSONDecoder().decode(SessionsReport.self, from: Data(contentsOf: out.appendingPathComponent(name)))
+            #expect(report.passed && report.problems.isEmpty, "\(name): \(report.problems.prefix(5))")
+            #expect(report.rows.count == 16 && report.placement.count == 4, "\(name): \(report.rows.count) turns, placement \(report.placement)")
+            for session in Set(report.rows.map(\.session)) {
+                let engines = Set(report.rows.filter { $0.session == session }.map(\.engine))
+                #expect(engines.count == 1 && engines.first.map { $0 == report.placement["\(session)"] } == true, "\(name): session \(session) on \(engines)")
+            }
+        }
 
         let vllmEvents = out.appendingPathComponent("vllm-events.jsonl")
         try #require(FileManager.default.fileExists(atPath: vllmEvents.path), "no KV events captured from vLLM")
