@@ -1,63 +1,216 @@
-import Foundation
-
 /// Parses an OpenAI request body once into what routing needs: the model, the prompt and
 /// whether the client streams.
+///
+/// One pass of a ``JSONScanner`` over the bytes: the fields routing reads are decoded as they
+/// pass, everything else (sampling parameters, tools, images) is checked and skipped without
+/// being built. A body is refused as a whole when any part of it is not JSON (RFC 8259).
+///
+/// Where the answer differs from Foundation's JSONSerialization, which the parser replaced:
+/// - a trailing comma (`[1,]`, `{"a":1,}`) is refused; RFC 8259 has none, and the engines'
+///   own parsers (Python's `json`) refuse it too;
+/// - a number beyond Double (`1e400`) is accepted: it is valid JSON, and only its spelling
+///   ever matters here;
+/// - a body in UTF-16 or UTF-32 is refused: RFC 8259 §8.1 requires UTF-8 between systems;
+/// - a number in a completions prompt list is spelled as written (`1e3 `), where Foundation
+///   respelled it (`1000.0 `); integers (token ids, the only numbers engines accept there)
+///   read the same either way.
 public enum OpenAIRequestParser {
     public static func parse(body: [UInt8], apiKind: APIKind) throws -> (model: String, prompt: PromptContent, stream: Bool) {
-        let any: Any
+        let fields: Fields
         do {
-            any = try JSONSerialization.jsonObject(with: Data(body), options: [])
+            fields = try body.withUnsafeBufferPointer { bytes throws(JSONSyntaxError) in
+                var scanner = JSONScanner(bytes)
+                return try Fields(&scanner, apiKind: apiKind)
+            }
         } catch {
             throw KVRouteError(code: .invalidRequest, message: "the request body is not valid JSON", cause: error)
         }
-        guard let json = any as? [String: Any] else {
+        guard fields.isObject else {
             throw KVRouteError(code: .invalidRequest, message: "the request body must be a JSON object")
         }
-        guard let model = json["model"] as? String, !model.isEmpty else {
-            throw KVRouteError(code: .missingModel, message: json["model"] == nil ? "the request names no model (field \"model\" is required)" : "\"model\" must be a non-empty string")
+        guard case .value(let model) = fields.model, !model.isEmpty else {
+            throw KVRouteError(code: .missingModel, message: fields.model == .absent ? "the request names no model (field \"model\" is required)" : "\"model\" must be a non-empty string")
         }
-        let stream = (json["stream"] as? Bool) ?? false
         let prompt: PromptContent
         switch apiKind {
         case .chatCompletions:
-            guard let list = json["messages"] as? [Any] else {
+            guard case .value(let messages) = fields.messages else {
                 throw KVRouteError(code: .invalidRequest, message: "\"messages\" must be a list")
             }
-            prompt = .messages(list.compactMap { item -> ChatMessage? in
-                guard let m = item as? [String: Any] else { return nil }
-                return ChatMessage(role: (m["role"] as? String) ?? "", content: Self.text(m["content"]))
-            })
+            prompt = .messages(messages)
         case .completions:
-            switch json["prompt"] {
-            case let s as String: prompt = .text(s)
-            case let list as [Any]:
-                prompt = .text(list.map { item -> String in
-                    if let s = item as? String { return s }
-                    if let n = item as? NSNumber { return n.stringValue + " " }
-                    return ""
-                }.joined())
-            case nil: throw KVRouteError(code: .invalidRequest, message: "\"prompt\" is required")
-            default: throw KVRouteError(code: .invalidRequest, message: "\"prompt\" must be a string or a list")
+            switch fields.prompt {
+            case .value(let text): prompt = .text(text)
+            case .absent: throw KVRouteError(code: .invalidRequest, message: "\"prompt\" is required")
+            case .otherType: throw KVRouteError(code: .invalidRequest, message: "\"prompt\" must be a string or a list")
             }
         case .responses:
-            prompt = .text(Self.text(json["input"]) + Self.text(json["instructions"]))
+            prompt = .text(fields.input + fields.instructions)
         case .embeddings:
-            prompt = .text(Self.text(json["input"]))
+            prompt = .text(fields.input)
         }
-        return (model, prompt, stream)
+        return (model, prompt, fields.stream)
+    }
+}
+
+extension OpenAIRequestParser {
+    /// A field as the body has it: missing, of the type routing reads, or something else.
+    /// When a name repeats, the last one counts (as in Foundation's dictionaries).
+    enum Field<Value: Equatable>: Equatable {
+        case absent
+        case value(Value)
+        case otherType
     }
 
-    /// Text of a content value: a string, or the text parts of a list.
-    static func text(_ value: Any?) -> String {
-        switch value {
-        case let s as String: return s
-        case let parts as [Any]:
-            return parts.map { p -> String in
-                if let s = p as? String { return s }
-                if let d = p as? [String: Any] { return (d["text"] as? String) ?? (d["content"].map { text($0) } ?? "") }
-                return ""
-            }.joined()
-        default: return ""
+    /// What one pass over the body collects.
+    struct Fields {
+        var isObject = true
+        var model = Field<String>.absent
+        var stream = false
+        var messages = Field<[ChatMessage]>.absent
+        var prompt = Field<String>.absent
+        var input = ""
+        var instructions = ""
+
+        init(_ s: inout JSONScanner, apiKind: APIKind) throws(JSONSyntaxError) {
+            s.skipByteOrderMark()
+            switch try s.next() {
+            case UInt8(ascii: "{"): break
+            case UInt8(ascii: "["):
+                try s.skipValue()
+                try s.finish()
+                isObject = false
+                return
+            default: throw JSONSyntaxError(.unexpectedCharacter, at: s.index)
+            }
+            try s.enterContainer()
+            var first = true
+            while let key = try s.nextMember(&first) {
+                if s.key(key, is: "model") {
+                    model = try s.next() == UInt8(ascii: "\"") ? .value(s.readString()) : Self.skip(&s)
+                } else if s.key(key, is: "stream") {
+                    stream = try Self.readStream(&s)
+                } else if apiKind == .chatCompletions, s.key(key, is: "messages") {
+                    messages = try s.next() == UInt8(ascii: "[") ? .value(Self.readMessages(&s)) : Self.skip(&s)
+                } else if apiKind == .completions, s.key(key, is: "prompt") {
+                    switch try s.next() {
+                    case UInt8(ascii: "\""): prompt = .value(try s.readString())
+                    case UInt8(ascii: "["): prompt = .value(try Self.readPromptList(&s))
+                    default: prompt = try Self.skip(&s)
+                    }
+                } else if apiKind == .responses || apiKind == .embeddings, s.key(key, is: "input") {
+                    input = ""
+                    try Self.readText(&s, into: &input)
+                } else if apiKind == .responses, s.key(key, is: "instructions") {
+                    instructions = ""
+                    try Self.readText(&s, into: &instructions)
+                } else {
+                    try s.skipValue()
+                }
+            }
+            try s.finish()
+        }
+
+        private static func skip<Value>(_ s: inout JSONScanner) throws(JSONSyntaxError) -> Field<Value> {
+            try s.skipValue()
+            return .otherType
+        }
+
+        /// `true`, or a number equal to 1 (Foundation's NSNumber read 1 and 1.0 as true);
+        /// anything else is false.
+        private static func readStream(_ s: inout JSONScanner) throws(JSONSyntaxError) -> Bool {
+            switch try s.next() {
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): return try s.readBool() ?? false
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try Double(s.readNumber()) == 1
+            default:
+                try s.skipValue()
+                return false
+            }
+        }
+
+        /// Chat messages: each object's role and text; other elements are dropped.
+        private static func readMessages(_ s: inout JSONScanner) throws(JSONSyntaxError) -> [ChatMessage] {
+            var messages: [ChatMessage] = []
+            try s.enterContainer()
+            var first = true
+            while try s.nextElement(&first) {
+                guard try s.next() == UInt8(ascii: "{") else {
+                    try s.skipValue()
+                    continue
+                }
+                var role = "", content = ""
+                try s.enterContainer()
+                var firstMember = true
+                while let key = try s.nextMember(&firstMember) {
+                    if s.key(key, is: "role") {
+                        if try s.next() == UInt8(ascii: "\"") { role = try s.readString() } else { role = ""; try s.skipValue() }
+                    } else if s.key(key, is: "content") {
+                        content = ""
+                        try readText(&s, into: &content)
+                    } else {
+                        try s.skipValue()
+                    }
+                }
+                messages.append(ChatMessage(role: role, content: content))
+            }
+            return messages
+        }
+
+        /// A completions prompt list: strings as they are, numbers and booleans as a word
+        /// each (token ids), anything else as nothing.
+        private static func readPromptList(_ s: inout JSONScanner) throws(JSONSyntaxError) -> String {
+            var text = ""
+            try s.enterContainer()
+            var first = true
+            while try s.nextElement(&first) {
+                switch try s.next() {
+                case UInt8(ascii: "\""): text += try s.readString()
+                case UInt8(ascii: "t"), UInt8(ascii: "f"): text += try s.readBool() == true ? "1 " : "0 "
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    let number = try s.readNumber()
+                    text += number == "-0" ? "0" : number
+                    text += " "
+                default: try s.skipValue()
+                }
+            }
+            return text
+        }
+
+        /// Text of a content value: a string, or the text parts of a list (a part is a
+        /// string, or an object's `text` string, else the text of its `content`).
+        static func readText(_ s: inout JSONScanner, into text: inout String) throws(JSONSyntaxError) {
+            switch try s.next() {
+            case UInt8(ascii: "\""): text += try s.readString()
+            case UInt8(ascii: "["):
+                try s.enterContainer()
+                var first = true
+                while try s.nextElement(&first) {
+                    switch try s.next() {
+                    case UInt8(ascii: "\""): text += try s.readString()
+                    case UInt8(ascii: "{"): text += try readPart(&s)
+                    default: try s.skipValue()
+                    }
+                }
+            default: try s.skipValue()
+            }
+        }
+
+        private static func readPart(_ s: inout JSONScanner) throws(JSONSyntaxError) -> String {
+            var partText: String? = nil, content: String? = nil
+            try s.enterContainer()
+            var first = true
+            while let key = try s.nextMember(&first) {
+                if s.key(key, is: "text") {
+                    if try s.next() == UInt8(ascii: "\"") { partText = try s.readString() } else { partText = nil; try s.skipValue() }
+                } else if s.key(key, is: "content") {
+                    var inner = ""
+                    try readText(&s, into: &inner)
+                    content = inner
+                } else {
+                    try s.skipValue()
+                }
+            }
+            return partText ?? content ?? ""
         }
     }
 }

@@ -4,4 +4,5 @@ let benchmarks: @Sendable () -> Void = {
     engineModelBenchmarks()
     decisionBenchmarks()
     prefixIndexMemoryBenchmarks()
+    requestParsingBenchmarks()
 }
