@@ -47,7 +47,7 @@ struct DeployAssetsTests {
         let r = try Self.runChecker([])
         #expect(r.status == 0, "\(r.stdout.suffix(4000))\n\(r.stderr.suffix(4000))")
         #expect(r.stdout.contains("check-deploy: OK"))
-        for folder in ["overlays/sim", "overlays/vllm", "tekton", "monitoring"] {
+        for folder in ["overlays/sim", "overlays/vllm", "overlays/sim-precise", "overlays/vllm-precise", "tekton", "monitoring"] {
             #expect(r.stdout.contains("deploy/kubernetes/\(folder): "), "\(folder) was not built and validated")
         }
         #expect(r.stdout.contains("envoyfilter-kvroute.yaml: matches deploy/envoy/envoy-epp.yaml"))

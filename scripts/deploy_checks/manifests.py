@@ -17,6 +17,16 @@ def kustomization_dirs():
     return dirs
 
 
+def is_component(d):
+    """A kustomize Component (kind: Component) is built only by the overlays that use it."""
+    for name in ("kustomization.yaml", "kustomization.yml"):
+        path = os.path.join(d, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                return (yaml.safe_load(f) or {}).get("kind") == "Component"
+    return False
+
+
 def files_used_by_kustomizations(dirs):
     used = set()
     for d in dirs:
