@@ -62,16 +62,50 @@ public struct LatencyFeatures: Sendable, Hashable {
     }
 }
 
+extension LatencyFeatures {
+    /// The features as the law reads them: no negative token or sequence count, and a batch
+    /// of at least the request itself. Prediction and learning both read them through here.
+    @inline(__always)
+    public var clamped: LatencyFeatures {
+        LatencyFeatures(prefillTokensAhead: max(prefillTokensAhead, 0), decodingSequences: max(decodingSequences, 0), batchSequences: max(batchSequences, 1))
+    }
+}
+
 extension LatencyCoefficients {
+    /// The law's TTFT terms, one lane per coefficient: (a × prefill tokens ahead, b ×
+    /// sequences decoding, c, 0, 0); lanes 5…7 are 0. The online estimator learns one factor
+    /// per lane (``scaled(by:)``).
+    @inline(__always)
+    public func ttftTerms(_ f: LatencyFeatures) -> SIMD8<Double> {
+        let f = f.clamped
+        return SIMD8(prefillPerToken * f.prefillTokensAhead, ttftPerDecodingSequence * f.decodingSequences, ttftBase, 0, 0, 0, 0, 0)
+    }
+
+    /// The law's TPOT terms in the same lanes: (0, 0, 0, d, e × batch sequences).
+    @inline(__always)
+    public func tpotTerms(_ f: LatencyFeatures) -> SIMD8<Double> {
+        SIMD8(0, 0, 0, tpotBase, tpotPerSequence * f.clamped.batchSequences, 0, 0, 0)
+    }
+
     /// Predicted time to first token, in seconds.
     @inline(__always)
     public func ttft(_ f: LatencyFeatures) -> Double {
-        prefillPerToken * f.prefillTokensAhead + ttftPerDecodingSequence * f.decodingSequences + ttftBase
+        let t = ttftTerms(f)
+        return t[0] + t[1] + t[2]
     }
 
     /// Predicted time per output token, in seconds.
     @inline(__always)
     public func tpot(_ f: LatencyFeatures) -> Double {
-        tpotBase + tpotPerSequence * f.batchSequences
+        let t = tpotTerms(f)
+        return t[3] + t[4]
+    }
+
+    /// Each coefficient multiplied by its lane of `scale` (the lanes of ``ttftTerms(_:)``
+    /// and ``tpotTerms(_:)``).
+    public func scaled(by scale: SIMD8<Double>) -> LatencyCoefficients {
+        LatencyCoefficients(
+            prefillPerToken: prefillPerToken * scale[0], ttftPerDecodingSequence: ttftPerDecodingSequence * scale[1],
+            ttftBase: ttftBase * scale[2], tpotBase: tpotBase * scale[3], tpotPerSequence: tpotPerSequence * scale[4])
     }
 }

@@ -81,13 +81,9 @@ public struct OnlineLatencyEstimator: Sendable {
 
     public mutating func learn(_ o: LatencyObservation) {
         guard o.totalSeconds.isFinite, o.totalSeconds > 0 else { return }
-        let f = o.features
         let decodeSteps = Double(max(o.outputTokens - 1, 0))
-        let ttftRow = SIMD8<Double>(
-            prior.prefillPerToken * max(f.prefillTokensAhead, 0), prior.ttftPerDecodingSequence * max(f.decodingSequences, 0),
-            prior.ttftBase, 0, 0, 0, 0, 0)
-        let decodeRow = SIMD8<Double>(
-            0, 0, 0, prior.tpotBase * decodeSteps, prior.tpotPerSequence * decodeSteps * max(f.batchSequences, 1), 0, 0, 0)
+        let ttftRow = prior.ttftTerms(o.features)
+        let decodeRow = prior.tpotTerms(o.features) * decodeSteps
         if let first = o.firstTokenSeconds {
             guard first.isFinite, first > 0, first <= o.totalSeconds else { return }
             update(ttftRow, first)
@@ -96,9 +92,7 @@ public struct OnlineLatencyEstimator: Sendable {
             update(ttftRow + decodeRow, o.totalSeconds)
         }
         observations += 1
-        coefficients = LatencyCoefficients(
-            prefillPerToken: prior.prefillPerToken * scale[0], ttftPerDecodingSequence: prior.ttftPerDecodingSequence * scale[1],
-            ttftBase: prior.ttftBase * scale[2], tpotBase: prior.tpotBase * scale[3], tpotPerSequence: prior.tpotPerSequence * scale[4])
+        coefficients = prior.scaled(by: scale)
     }
 
     /// One robust RLS step on `row` (features in prior seconds) with target `y` seconds.
