@@ -145,12 +145,17 @@ struct OpenAIRequestParserTests {
         (Array(#"{"model":"m","messages":[]}"#.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }), .notUTF8),
         // Token ids are integers; other numbers keep the client's spelling, not Foundation's.
         (Array(#"{"model":"m","prompt":[1e3,2.50]}"#.utf8), .respelledNumber),
+        // U+FEFF in a string is a character (ZERO WIDTH NO-BREAK SPACE), not a byte order mark.
+        (Array("{\"model\":\"m\",\"messages\":[{\"content\":\"\u{FEFF}hi\\n\u{FEFF}\"}]}".utf8), .droppedFEFF),
     ])
-    func differences(_ body: [UInt8], _ difference: RequestParserDifferential.Difference) {
+    func differences(_ body: [UInt8], _ difference: RequestParserDifferential.Difference) throws {
         let kind: APIKind = difference == .respelledNumber ? .completions : .chatCompletions
         let d = RequestParserDifferential(body, kind)
         #expect(d.ours != d.foundation)
         #expect(d.difference == difference)
+        if difference == .droppedFEFF {
+            #expect(try OpenAIRequestParser.parse(body: body, apiKind: kind).prompt == .messages([ChatMessage(role: "", content: "\u{FEFF}hi\n\u{FEFF}")]))
+        }
     }
 
     @Test("errors carry where the body broke")

@@ -98,6 +98,11 @@ struct RequestParserDifferential {
             return .numberBeyondDouble
         }
         if ours.withoutFEFF == foundation.withoutFEFF { return .droppedFEFF }
+        if case .parsed(let model, _, _) = ours.withoutFEFF, model.isEmpty,
+            foundation == .refused(code: KVRouteError.Code.missingModel.name, message: "\"model\" must be a non-empty string")
+        {
+            return .droppedFEFF
+        }
         if respelled, case .parsed(let m1, _, let s1) = ours, case .parsed(let m2, _, let s2) = foundation, m1 == m2, s1 == s2 {
             return .respelledNumber
         }
