@@ -18,12 +18,15 @@
 ///   after an escape, taking it for a byte order mark (only the body's first bytes can be one).
 public enum OpenAIRequestParser {
     public static func parse(body: [UInt8], apiKind: APIKind) throws -> (model: String, prompt: PromptContent, stream: Bool) {
+        try body.withUnsafeBytes { try parse(bytes: $0, apiKind: apiKind) }
+    }
+
+    /// The same, over bytes in place (a `ByteBuffer`'s readable bytes), without copying them.
+    public static func parse(bytes: UnsafeRawBufferPointer, apiKind: APIKind) throws -> (model: String, prompt: PromptContent, stream: Bool) {
         let fields: Fields
         do {
-            fields = try body.withUnsafeBufferPointer { bytes throws(JSONSyntaxError) in
-                var scanner = JSONScanner(bytes)
-                return try Fields(&scanner, apiKind: apiKind)
-            }
+            var scanner = JSONScanner(bytes.assumingMemoryBound(to: UInt8.self))
+            fields = try Fields(&scanner, apiKind: apiKind)
         } catch {
             throw KVRouteError(code: .invalidRequest, message: "the request body is not valid JSON", cause: error)
         }

@@ -158,6 +158,19 @@ struct OpenAIRequestParserTests {
         }
     }
 
+    @Test("bytes in place (a slice of a larger buffer) read the same as an array")
+    func inPlace() throws {
+        let body = Array(#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#.utf8)
+        let framed = Array("garbage[".utf8) + body + Array("\"tail".utf8)
+        let p = try framed.withUnsafeBytes { raw in
+            try OpenAIRequestParser.parse(bytes: UnsafeRawBufferPointer(rebasing: raw[8..<(8 + body.count)]), apiKind: .chatCompletions)
+        }
+        #expect(p.model == "m" && p.stream && p.prompt == .messages([ChatMessage(role: "user", content: "hi")]))
+        #expect(throws: KVRouteError.self) {
+            try framed.withUnsafeBytes { try OpenAIRequestParser.parse(bytes: UnsafeRawBufferPointer(rebasing: $0[8..<(8 + body.count - 1)]), apiKind: .chatCompletions) }
+        }
+    }
+
     @Test("errors carry where the body broke")
     func errorOffset() throws {
         let error = #expect(throws: KVRouteError.self) { try Self.parse(#"{"model":"m","messages":[1,]}"#) }
