@@ -13,7 +13,9 @@ import NIOCore
 /// `x-upstream-host` (kvroute's gateway), else by `x-inference-pod` (the engine's own
 /// header, matched by asking each engine once), else not at all: requests per engine then
 /// come from the engines' `vllm:request_success_total` before and after. Decision time and
-/// preemptions are not measured here (nil: "n/a" in the report).
+/// preemptions are not measured here (nil: "n/a" in the report). The hit-rate bounds are
+/// computed on the engines' own tokens (``EngineTokenCounter``, after the run), so they hold
+/// whichever tokenizer the engines serve.
 public struct LiveRunner: Sendable {
     public var gatewayURL: String
     /// Engine base URLs: their `/metrics` give the hit rate the engines saw.
@@ -60,19 +62,29 @@ public struct LiveRunner: Sendable {
         let dq = after.queries - before.queries
         var all = results.all
         // Answers named only by pod: ask each engine its pod name once, then match.
-        if all.contains(where: { $0.0?.engine == nil && $0.pod != nil }) {
+        if all.contains(where: { $0.outcome?.engine == nil && $0.pod != nil }) {
             let names = await podNames()
-            for i in all.indices where all[i].0?.engine == nil {
-                if let pod = all[i].pod, let e = names.firstIndex(of: pod) { all[i].0?.engine = e }
+            for i in all.indices where all[i].outcome?.engine == nil {
+                if let pod = all[i].pod, let e = names.firstIndex(of: pod) { all[i].outcome?.engine = e }
             }
         }
-        let outcomes = all.compactMap(\.0)
+        let outcomes = all.compactMap(\.outcome)
         var run = PolicyRun(policy: label, outcomes: outcomes, engines: max(1, engineURLs.count),
-                            issued: all.map { ($0.2, $0.1) }, rejected: all.filter { $0.0 == nil }.count)
+                            issued: await issued(all), rejected: all.filter { $0.outcome == nil }.count)
         if outcomes.contains(where: { $0.engine == nil }) {
             run.requestsPerEngine = zip(after.served, before.served).map { Int(($0 - $1).rounded()) }
         }
         return (run, dq > 0 ? (after.hits - before.hits) / dq : nil)
+    }
+
+    /// Each request's prompt and answer in the engines' tokens, in the order they finished;
+    /// the workload's own tokens when the engines cannot tokenize.
+    func issued(_ all: [LiveResult]) async -> [(tokens: [UInt32], answer: [UInt32])] {
+        let items = all.flatMap { [EngineTokenCounter.Item.prompt($0.request.prompt), .answer($0.answerText)] }
+        guard let counted = await EngineTokenCounter(engineURLs: engineURLs, model: model, client: client).tokens(of: items) else {
+            return all.map { ($0.request.tokens, $0.answerWords) }
+        }
+        return all.indices.map { (counted[2 * $0], counted[2 * $0 + 1]) }
     }
 
     /// A client's requests: the first, then each follow-up after its delay (think time, a
@@ -82,7 +94,7 @@ public struct LiveRunner: Sendable {
         while true {
             let result = await send(r, start: start)
             results.add(result)
-            guard result.0 != nil, var follow = workload.next(after: r, answer: result.1, id: nextID.next()) else { return }
+            guard result.outcome != nil, var follow = workload.next(after: r, answer: result.answerWords, id: nextID.next()) else { return }
             if let delay = follow.arrival, delay > 0 { try? await Task.sleep(for: .nanoseconds(Int64(delay * 1e9))) }
             follow.arrival = nil
             r = follow
@@ -146,7 +158,7 @@ public struct LiveRunner: Sendable {
             body["prompt"] = t
             path = "/v1/completions"
         case .none:
-            return (nil, [], r.tokens, nil)
+            return LiveResult(request: r)
         }
         var req = HTTPClientRequest(url: gatewayURL + path)
         req.method = .POST
@@ -159,7 +171,7 @@ public struct LiveRunner: Sendable {
             let res = try await client.execute(req, timeout: .seconds(600))
             guard res.status == .ok else {
                 _ = try? await res.body.collect(upTo: 1 << 20)
-                return (nil, [], r.tokens, nil)
+                return LiveResult(request: r)
             }
             let upstream = res.headers.first(name: "x-upstream-host")
             let pod = res.headers.first(name: "x-inference-pod")
@@ -181,21 +193,29 @@ public struct LiveRunner: Sendable {
             let prompt = usage?["prompt_tokens"] as? Int ?? r.tokens.count
             let cached = (usage?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? 0
             let completion = usage?["completion_tokens"] as? Int ?? 0
-            let answer = ApproximateTokenizer().encode(text)
             let outcome = RequestOutcome(
                 id: r.id, engine: engineIndex(upstream), promptTokens: prompt, cachedTokens: cached, completionTokens: completion,
                 arrival: seconds(sent - start), ttft: ttft ?? seconds(ContinuousClock.now - sent), finish: seconds(ContinuousClock.now - start),
                 preemptions: nil, decisionSeconds: nil)
-            return (outcome, answer, r.tokens, outcome.engine == nil ? pod : nil)
+            return LiveResult(request: r, outcome: outcome, answerText: text, pod: outcome.engine == nil ? pod : nil)
         } catch {
-            return (nil, [], r.tokens, nil)
+            return LiveResult(request: r)
         }
     }
 }
 
-/// One live request: its outcome (nil: failed), the answer's tokens, the prompt's tokens and
-/// the pod that answered when no upstream header named the engine.
-typealias LiveResult = (RequestOutcome?, [UInt32], [UInt32], pod: String?)
+/// One live request: what was sent, its outcome (nil: failed), the answer's text and the pod
+/// that answered when no upstream header named the engine.
+struct LiveResult: Sendable {
+    var request: BenchRequest
+    var outcome: RequestOutcome?
+    var answerText = ""
+    var pod: String?
+
+    /// The answer in the workload's 4-byte tokens: what a follow-up's history is built from
+    /// (the simulated engines answer in 4-byte words, which these tokens decode back to).
+    var answerWords: [UInt32] { ApproximateTokenizer().encode(answerText) }
+}
 
 final class LiveResults: @unchecked Sendable {
     private let lock = NSLock()
