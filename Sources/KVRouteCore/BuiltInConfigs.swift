@@ -13,8 +13,7 @@ extension EndpointPickerConfig {
     /// against small load differences, a stale load view and a shared template block, never
     /// against saturation.
     public static let kvrouteDefaultYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
+    \(preamble)
     plugins:
     - type: decode-filter
     - type: prefix-cache-scorer
@@ -55,8 +54,7 @@ extension EndpointPickerConfig {
 
     /// llm-d's default: queue 2, KV cache 2, prefix 3, max-score picker.
     public static let llmdDefaultYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
+    \(preamble)
     plugins:
     - type: prefix-cache-scorer
       parameters:
@@ -80,8 +78,7 @@ extension EndpointPickerConfig {
 
     /// Least load: the router's in-flight count and the waiting queue, nothing else.
     public static let leastLoadYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
+    \(preamble)
     plugins:
     - type: active-request-scorer
     - type: queue-scorer
@@ -96,71 +93,44 @@ extension EndpointPickerConfig {
       - pluginRef: max-score-picker
     """
 
-
     /// Round-robin over the endpoints that are up, as a mesh's ROUND_ROBIN load balancer.
-    public static let roundRobinYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
-    plugins:
-    - type: single-profile-handler
-      parameters:
-        fallbackProfile: none
-        headersOnlyProfile: none
-    - type: healthy-filter
-      parameters:
-        checkMetricsAge: false
-    - type: round-robin-picker
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: healthy-filter
-      - pluginRef: round-robin-picker
-    """
+    public static let roundRobinYAML = meshYAML(picker: "round-robin-picker")
 
     /// Uniformly random over the endpoints that are up (fallbacks in random order too).
-    public static let randomYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
-    plugins:
-    - type: single-profile-handler
-      parameters:
-        fallbackProfile: none
-        headersOnlyProfile: none
-    - type: healthy-filter
-      parameters:
-        checkMetricsAge: false
-    - type: random-picker
-      parameters:
-        maxNumOfEndpoints: 1024
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: healthy-filter
-      - pluginRef: random-picker
-    """
+    public static let randomYAML = meshYAML(picker: "random-picker", parameters: "maxNumOfEndpoints: 1024")
 
     /// The mesh without a picker: Istio's `consistentHash` on the session id
     /// (`minimumRingSize` 4096), random without a session.
-    public static let consistentHashYAML = """
+    public static let consistentHashYAML = meshYAML(picker: "consistent-hash-picker", parameters: "minimumRingSize: 4096")
+
+    /// The lines every built-in configuration starts with.
+    static let preamble = """
     apiVersion: inference.networking.x-k8s.io/v1alpha1
     kind: EndpointPickerConfig
-    plugins:
-    - type: single-profile-handler
-      parameters:
-        fallbackProfile: none
-        headersOnlyProfile: none
-    - type: healthy-filter
-      parameters:
-        checkMetricsAge: false
-    - type: consistent-hash-picker
-      parameters:
-        minimumRingSize: 4096
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: healthy-filter
-      - pluginRef: consistent-hash-picker
     """
+
+    /// A mesh load balancer's rule: one profile without fallback, every endpoint that is up
+    /// (however old its metrics), and `picker` (with one line of `parameters`, if any).
+    static func meshYAML(picker: String, parameters: String? = nil) -> String {
+        let pickerSpec = parameters.map { "- type: \(picker)\n  parameters:\n    \($0)" } ?? "- type: \(picker)"
+        return """
+        \(preamble)
+        plugins:
+        - type: single-profile-handler
+          parameters:
+            fallbackProfile: none
+            headersOnlyProfile: none
+        - type: healthy-filter
+          parameters:
+            checkMetricsAge: false
+        \(pickerSpec)
+        schedulingProfiles:
+        - name: default
+          plugins:
+          - pluginRef: healthy-filter
+          - pluginRef: \(picker)
+        """
+    }
 
     /// The built-ins by name, in the order the help lists them.
     public static let builtInNames = ["default", "kvroute-v1", "predicted-latency", "approx-prefix", "precise", "least-load", "round-robin", "random", "consistent-hash"]

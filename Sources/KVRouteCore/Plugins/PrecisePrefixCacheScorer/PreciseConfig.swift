@@ -4,8 +4,7 @@ extension EndpointPickerConfig {
     /// front doors subscribe to the engines' events when a configuration names
     /// `precise-prefix-cache-scorer`; without events every prefix score is 0.
     public static let preciseYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
+    \(preamble)
     plugins:
     - type: precise-prefix-cache-scorer
       parameters:

@@ -5,8 +5,7 @@ extension EndpointPickerConfig {
     /// meet them, with best effort when none does. Nothing in it is tuned to a workload: the
     /// model starts from an H100-class prior and learns every endpoint from its answers.
     public static let predictedLatencyYAML = """
-    apiVersion: inference.networking.x-k8s.io/v1alpha1
-    kind: EndpointPickerConfig
+    \(preamble)
     plugins:
     - type: decode-filter
     - type: predicted-latency-scorer
