@@ -41,29 +41,17 @@ public struct BurstyChatWorkload: Workload {
         return t.truncatingRemainder(dividingBy: period) < burstShare * period ? qps * burstFactor : lull
     }
 
-    /// Poisson arrivals of a piecewise-constant rate: unit-rate exponential gaps spent
-    /// through the rate's segments.
+    /// The rate in force at `t` and when its burst or lull ends.
+    func segment(at t: Double) -> (rate: Double, end: Double) {
+        let inBurst = t.truncatingRemainder(dividingBy: period) < burstShare * period
+        return (rate(at: t), (t / period).rounded(.down) * period + (inBurst ? burstShare * period : period))
+    }
+
+    /// Poisson arrivals of the piecewise-constant rate (``PoissonArrivals``).
     public func arrivals() -> [Double] {
         var d = Draw(seed: seed)
-        var t = 0.0
-        var out: [Double] = []
-        out.reserveCapacity(requests)
-        while out.count < requests {
-            var need = d.exponential(mean: 1)
-            while true {
-                let inBurst = t.truncatingRemainder(dividingBy: period) < burstShare * period
-                let segmentEnd = (t / period).rounded(.down) * period + (inBurst ? burstShare * period : period)
-                let r = rate(at: t)
-                if r * (segmentEnd - t) >= need {
-                    t += need / r
-                    break
-                }
-                need -= r * (segmentEnd - t)
-                t = segmentEnd
-            }
-            out.append(t)
-        }
-        return out
+        var arrivals = PoissonArrivals(segment: segment(at:))
+        return (0..<requests).map { _ in arrivals.next(using: &d) }
     }
 
     public func initialRequests() -> [BenchRequest] {

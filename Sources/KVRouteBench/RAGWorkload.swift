@@ -38,9 +38,9 @@ public struct RAGWorkload: Workload {
         var d = Draw(seed: seed)
         let system = SyntheticText.make(tokens: systemTokens, seed: SplitMix64.mix(seed, 0x5A6))
         var chunkText: [Int: String] = [:]
-        var t = 0.0
+        var arrivals = PoissonArrivals.constant(qps)
         return (0..<requests).map { i in
-            t += d.exponential(mean: 1 / qps)
+            let t = arrivals.next(using: &d)
             var picked: [Int] = []
             while picked.count < min(retrieved, chunks) {
                 let c = d.zipf(chunks, s: chunkSkew)
