@@ -235,6 +235,7 @@ let package = Package(
         .target(
             name: "KVRouteTestSupport",
             dependencies: [
+                "KVRouteCore",
                 "KVRouteEngineSim",
                 "KVRouteSSE",
                 "KVRouteKVEvents",

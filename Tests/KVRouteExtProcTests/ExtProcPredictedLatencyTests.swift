@@ -12,33 +12,12 @@ import Testing
 struct ExtProcPredictedLatencyTests {
     typealias T = ExtProcServiceTests
 
-    struct Recorder: LedgerState {
-        var finished: [RequestOutcome] = []
-        mutating func learn(_ event: LedgerEvent) {
-            if case .finished(_, let o) = event { finished.append(o) }
-        }
-    }
-
-    static let key = LedgerKey<Recorder>("test/recorder")
-
-    static let shedding = try! EndpointPickerConfig.load(yaml: """
-    plugins:
-    - type: predicted-latency-scorer
-    - type: predicted-latency-picker
-      parameters:
-        noHeadroomPolicy: shed
-        objectivePriorities: {batch: -1}
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: predicted-latency-scorer
-      - pluginRef: predicted-latency-picker
-    """, name: "shedding")
+    typealias Fixtures = PredictedLatencyFixtures
 
     @Test("a sheddable request no engine can serve in time: an immediate 429 with an OpenAI error body; another objective is routed")
     func shed() async throws {
         try await withSimCluster(engines: 2) { _, urls in
-            try await withPicker(engines: urls, configure: { $0.pickerConfig = Self.shedding }) { picker in
+            try await withPicker(engines: urls, configure: { $0.pickerConfig = Fixtures.shedding }) { picker in
                 let port = picker.configuration.grpcPort
                 let impossible = [("x-slo-ttft-ms", "0.001"), ("x-gateway-inference-objective", "batch")]
                 let out = try await T.exchange(port, [T.headers(impossible, mode: .buffered), T.body(T.chatBody)])
@@ -76,7 +55,7 @@ struct ExtProcPredictedLatencyTests {
         try await withSimCluster(engines: 1) { _, urls in
             try await withPicker(engines: urls, configure: { $0.pickerConfig = .builtIn("predicted-latency")! }) { picker in
                 let scheduler = picker.service.router.scheduler
-                scheduler.withLedger { $0.install(LedgerStateSpec(Self.key) { Recorder() }) }
+                Fixtures.record(scheduler)
                 let port = picker.configuration.grpcPort
                 let usage = #"{"usage":{"prompt_tokens":12,"completion_tokens":3}}"#
                 _ = try await T.exchange(port, [
@@ -86,7 +65,7 @@ struct ExtProcPredictedLatencyTests {
                     T.headers([], mode: .buffered, responseMode: .streamed), T.body(T.chatBody),
                     Self.responseHeaders(contentType: "text/event-stream"), Self.responseBody("data: {}\n\n", endOfStream: false),
                     Self.responseBody("data: \(usage)\n\ndata: [DONE]\n\n", endOfStream: true)])
-                let outcomes = scheduler.withLedger { $0[Self.key]?.finished ?? [] }
+                let outcomes = Fixtures.outcomes(scheduler)
                 try #require(outcomes.count == 2)
                 #expect(outcomes.map(\.streamed) == [false, true])
                 #expect(outcomes.allSatisfy { $0.timeToFirstByte != nil })

@@ -10,34 +10,13 @@ import Testing
 /// first byte and whether it streamed.
 @Suite("Gateway: predicted latency", .serialized)
 struct GatewayPredictedLatencyTests {
-    struct Recorder: LedgerState {
-        var finished: [RequestOutcome] = []
-        mutating func learn(_ event: LedgerEvent) {
-            if case .finished(_, let o) = event { finished.append(o) }
-        }
-    }
-
-    static let key = LedgerKey<Recorder>("test/recorder")
-
-    static let shedding = try! EndpointPickerConfig.load(yaml: """
-    plugins:
-    - type: predicted-latency-scorer
-    - type: predicted-latency-picker
-      parameters:
-        noHeadroomPolicy: shed
-        objectivePriorities: {batch: -1}
-    schedulingProfiles:
-    - name: default
-      plugins:
-      - pluginRef: predicted-latency-scorer
-      - pluginRef: predicted-latency-picker
-    """, name: "shedding")
+    typealias Fixtures = PredictedLatencyFixtures
 
     @Test("SLO headers reach the picker: a sheddable request no engine can serve in time answers 429 with an OpenAI error; others are served")
     func shedAnswers429() async throws {
         let e = try await FakeEngine(.ok())
         defer { Task { await e.stop() } }
-        try await withTestGateway(fakeConfiguration([e], policy: Self.shedding)) { gateway, gw in
+        try await withTestGateway(fakeConfiguration([e], policy: Fixtures.shedding)) { gateway, gw in
             let impossible = [("x-slo-ttft-ms", "0.001"), ("x-gateway-inference-objective", "batch")]
             let shed = try await post(gw, chat, headers: impossible)
             #expect(shed.status == 429)
@@ -58,10 +37,10 @@ struct GatewayPredictedLatencyTests {
         let e = try await FakeEngine(.ok(delay: .milliseconds(20)))
         defer { Task { await e.stop() } }
         try await withTestGateway(fakeConfiguration([e], policy: .builtIn("predicted-latency")!)) { gateway, gw in
-            gateway.router.scheduler.withLedger { $0.install(LedgerStateSpec(Self.key) { Recorder() }) }
+            Fixtures.record(gateway.router.scheduler)
             #expect(try await post(gw, chat).status == 200)
             #expect(try await post(gw, streamingChat).status == 200)
-            let outcomes = gateway.router.scheduler.withLedger { $0[Self.key]?.finished ?? [] }
+            let outcomes = Fixtures.outcomes(gateway.router.scheduler)
             try #require(outcomes.count == 2)
             #expect(outcomes.map(\.streamed) == [false, true])
             for o in outcomes {
