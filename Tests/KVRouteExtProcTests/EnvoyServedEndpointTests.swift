@@ -1,43 +1,8 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
 import KVRouteCore
 import KVRouteTestSupport
-import Logging
-import NIOCore
-import Synchronization
 import Testing
 @testable import KVRouteExtProc
-
-/// An engine the picker sees as healthy and idle that refuses every completion with 503
-/// (as a vLLM engine out of KV cache or shutting down does): Envoy retries on the next
-/// endpoint the picker named.
-final class RefusingEngine: Sendable {
-    let port = freePort()
-    var url: String { "http://127.0.0.1:\(port)" }
-    var address: String { "127.0.0.1:\(port)" }
-    let refused = Atomic<Int>(0)
-
-    var application: some ApplicationProtocol {
-        let router = Router()
-        router.get("/health") { _, _ in Response(status: .ok) }
-        router.get("/metrics") { _, _ in
-            let text = """
-            vllm:num_requests_running{model_name="meta-llama/Llama-3.2-3B-Instruct",engine="0"} 0
-            vllm:num_requests_waiting{model_name="meta-llama/Llama-3.2-3B-Instruct",engine="0"} 0
-            vllm:kv_cache_usage_perc{model_name="meta-llama/Llama-3.2-3B-Instruct",engine="0"} 0
-
-            """
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: text)))
-        }
-        router.post("/v1/chat/completions") { [self] req, _ -> Response in
-            _ = try await req.body.collect(upTo: 16 << 20)
-            self.refused.add(1, ordering: .relaxed)
-            return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"refused"}}"#)))
-        }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: quietLogger)
-    }
-}
 
 /// Real Envoy 1.40 with the shipped configurations: the primary the picker names refuses,
 /// Envoy retries on the picker's fallback, and the response headers bring the picker the
@@ -49,7 +14,7 @@ struct EnvoyServedEndpointTests {
     @Test("a refusing primary is retried on the fallback; the picker learns the fallback served",
           arguments: [("envoy-epp.yaml", "BUFFERED"), ("envoy-epp-full-duplex.yaml", "NONE")])
     func fallbackServed(_ config: String, _ mode: String) async throws {
-        let refusing = RefusingEngine()
+        let refusing = EchoEngine(refusing: true)
         try await withServices([refusing.application]) {
             try await waitForPort(refusing.port)
             try await withSimCluster(engines: 1) { _, sims in
@@ -67,7 +32,7 @@ struct EnvoyServedEndpointTests {
                     let r = try await TestHTTP.postJSON(envoy.url + "/v1/chat/completions", body,
                                                         headers: [("x-session-token", SessionAffinityScorer.token(for: primary))])
                     #expect(r.status == 200, "\(config): \(r.status) \(r.body.prefix(300))")
-                    #expect(refusing.refused.load(ordering: .relaxed) == 1, "the primary was tried first")
+                    #expect(refusing.completions.load(ordering: .relaxed) == 1, "the primary was tried first")
                     #expect(r.headers.first(name: "x-upstream-host") == fallback.description)
                     #expect(r.headers.first(name: "x-session-token") == SessionAffinityScorer.token(for: fallback),
                             "the answer's session token names the engine that served")
