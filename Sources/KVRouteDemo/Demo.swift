@@ -50,7 +50,7 @@ public struct Demo: Sendable {
         var engine = EngineConfiguration(numGPUBlocks: settings.numGPUBlocks, hashSeed: "0")
         engine.defaultMaxTokens = 64
         cluster = try SimCluster(engines: settings.engines, basePort: 0, engine: engine, timeScale: settings.timeScale,
-                                 server: .init(podName: "sim"), podNamePrefix: "sim", logger: logger)
+                                 server: .init(podName: "sim", enablePromptTokensDetails: true), podNamePrefix: "sim", logger: logger)
     }
 
     /// Every service of the demo (engines first, so they stop last).

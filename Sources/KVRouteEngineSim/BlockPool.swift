@@ -1,10 +1,17 @@
-/// The KV block pool with vLLM's prefix-caching semantics:
-/// - blocks with no users sit on a free queue ordered least-recently-used first;
+/// The KV block pool with vLLM's prefix-caching semantics (vLLM v1 `BlockPool`):
+/// - block 0 is the null block, reserved as a placeholder and never handed out, so usage is
+///   measured over the other `numBlocks − 1`;
+/// - blocks with no users sit on a free queue; allocation takes the head;
 /// - a free block keeps its hash and can still be hit until it is reallocated (lazy eviction);
 /// - a request's blocks are freed in reverse order, so a chain's tail is evicted first;
+///   freed blocks that hold a hash go to the tail (least recently used evicted first), freed
+///   blocks that were never hashed go to the head (vLLM 0.32; older releases appended them
+///   too, see ``freeUnhashedFirst``), so cached blocks live longer;
 /// - the same hash may live in several blocks (no de-duplication).
 public struct BlockPool: Sendable {
     public let numBlocks: Int
+    /// Whether freed blocks that were never hashed go to the head of the free queue.
+    public let freeUnhashedFirst: Bool
     private var refCount: [Int32]
     private var blockHash: [UInt64?]
     // Intrusive doubly-linked free queue; -1 is "none".
@@ -19,8 +26,12 @@ public struct BlockPool: Sendable {
     /// Blocks evicted (a cached hash dropped on reallocation) since start.
     public private(set) var evictions: Int = 0
 
-    public init(numBlocks: Int) {
+    /// The reserved placeholder block.
+    public static let nullBlock: Int32 = 0
+
+    public init(numBlocks: Int, freeUnhashedFirst: Bool = true) {
         self.numBlocks = numBlocks
+        self.freeUnhashedFirst = freeUnhashedFirst
         refCount = Array(repeating: 0, count: numBlocks)
         blockHash = Array(repeating: nil, count: numBlocks)
         prev = (0..<numBlocks).map { Int32($0) - 1 }
@@ -29,10 +40,18 @@ public struct BlockPool: Sendable {
         head = numBlocks > 0 ? 0 : -1
         tail = Int32(numBlocks - 1)
         numFreeBlocks = numBlocks
+        // vLLM pops the null block off the free queue at start and never frees it.
+        if numBlocks > 0 { unlink(Self.nullBlock) }
     }
 
-    /// Fraction of blocks held by running requests (free-but-cached blocks count as free).
-    public var usage: Double { numBlocks == 0 ? 0 : 1 - Double(numFreeBlocks) / Double(numBlocks) }
+    /// Blocks requests can ever hold: all but the null block.
+    public var usableBlocks: Int { max(0, numBlocks - 1) }
+    /// Blocks held by requests (the null block not counted).
+    public var usedBlocks: Int { usableBlocks - numFreeBlocks }
+
+    /// Fraction of usable blocks held by running requests, vLLM's `used / (N − 1)`
+    /// (free-but-cached blocks count as free).
+    public var usage: Double { usableBlocks == 0 ? 0 : 1 - Double(numFreeBlocks) / Double(usableBlocks) }
     /// Number of distinct cached hashes.
     public var cachedHashCount: Int { cached.count }
     /// Every hash a lookup can hit now: blocks in use and free blocks not yet reused.
@@ -54,7 +73,7 @@ public struct BlockPool: Sendable {
     /// How many of `blocks` sit on the free queue (touching them takes them off it).
     public func countFree(_ blocks: [Int32]) -> Int {
         var n = 0
-        for b in blocks where refCount[Int(b)] == 0 { n += 1 }
+        for b in blocks where refCount[Int(b)] == 0 && inFreeQueue[Int(b)] { n += 1 }
         return n
     }
 
@@ -92,14 +111,18 @@ public struct BlockPool: Sendable {
         return out
     }
 
-    /// Drops one reference on each block, last block first; blocks reaching zero go to the
-    /// tail of the free queue.
+    /// Drops one reference on each block, last block first. Blocks reaching zero that hold a
+    /// hash go to the tail of the free queue; blocks never hashed go to the head (in the
+    /// order freed) when ``freeUnhashedFirst`` is set, else to the tail too.
     public mutating func free(_ blocks: [Int32]) {
+        var first: [Int32] = []
         for b in blocks.reversed() {
             refCount[Int(b)] -= 1
             precondition(refCount[Int(b)] >= 0, "block \(b) freed more often than used")
-            if refCount[Int(b)] == 0 { append(b) }
+            guard refCount[Int(b)] == 0 else { continue }
+            if freeUnhashedFirst && blockHash[Int(b)] == nil { first.append(b) } else { append(b) }
         }
+        for b in first.reversed() { prepend(b) }
     }
 
     /// Registers a block under its hash so later requests can hit it.
@@ -109,10 +132,13 @@ public struct BlockPool: Sendable {
         cached[hash, default: []].append(block)
     }
 
-    /// Forgets every cached hash (vLLM's `reset_prefix_cache`). Blocks in use stay allocated.
-    public mutating func resetPrefixCache() {
+    /// Forgets every cached hash (vLLM's `reset_prefix_cache`), only when no request holds a
+    /// block, as vLLM: returns false and changes nothing otherwise.
+    public mutating func resetPrefixCache() -> Bool {
+        guard usedBlocks == 0 else { return false }
         cached.removeAll(keepingCapacity: true)
         for i in 0..<numBlocks { blockHash[i] = nil }
+        return true
     }
 
     public func hash(of block: Int32) -> UInt64? { blockHash[Int(block)] }
@@ -146,6 +172,15 @@ public struct BlockPool: Sendable {
         next[Int(b)] = -1
         if tail >= 0 { next[Int(tail)] = b } else { head = b }
         tail = b
+        inFreeQueue[Int(b)] = true
+        numFreeBlocks += 1
+    }
+
+    private mutating func prepend(_ b: Int32) {
+        next[Int(b)] = head
+        prev[Int(b)] = -1
+        if head >= 0 { prev[Int(head)] = b } else { tail = b }
+        head = b
         inFreeQueue[Int(b)] = true
         numFreeBlocks += 1
     }

@@ -40,6 +40,21 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Token ids decode draws from (``OutputVocabulary/tokens(for:)`` of the serving
     /// tokenizer); empty means ``OutputVocabulary/tokens``.
     public var outputTokens: [UInt32] = []
+    /// Chance that each generated token is the end-of-sequence token, ending the answer early
+    /// with finish reason `stop` (drawn from the seed, the prompt and the position, so equal
+    /// requests end equally). 0 = every answer runs to `max_tokens`.
+    public var endOfSequenceProbability: Double = 0
+    /// The end-of-sequence token (Llama-3's `<|eot_id|>`); counted in `completion_tokens`,
+    /// never shown as text.
+    public var endOfSequenceToken: UInt32 = 128_009
+    /// When the prefix-cache counters are recorded (they differ between vLLM versions).
+    public var prefixCacheCounting: PrefixCacheCounting = .perRequest
+    /// Whether freed blocks that were never hashed go to the head of the free queue (vLLM
+    /// 0.32) rather than its tail (older vLLM).
+    public var freeUnhashedBlocksFirst = true
+    /// Whether `/metrics` also exports `vllm:gpu_cache_usage_perc`, the name older vLLM
+    /// used for `vllm:kv_cache_usage_perc` (vLLM 0.32 no longer exports it).
+    public var exportGPUCacheUsagePerc = false
 
     public init(
         model: String = "meta-llama/Llama-3.2-3B-Instruct",
@@ -78,12 +93,15 @@ public struct EngineConfiguration: Sendable, Hashable {
     public func validate() throws(EngineError) {
         func bad(_ message: String) -> EngineError { EngineError(code: .invalidConfiguration, message: message) }
         guard blockSize > 0 else { throw bad("block size must be positive, got \(blockSize)") }
-        guard numGPUBlocks > 0 else { throw bad("num-gpu-blocks must be positive, got \(numGPUBlocks)") }
+        guard numGPUBlocks > 1 else { throw bad("num-gpu-blocks must be at least 2 (one is vLLM's reserved null block), got \(numGPUBlocks)") }
         guard maxNumSeqs > 0 else { throw bad("max-num-seqs must be positive, got \(maxNumSeqs)") }
         guard maxNumBatchedTokens > 0 else { throw bad("max-num-batched-tokens must be positive, got \(maxNumBatchedTokens)") }
         guard maxModelLen > 1 else { throw bad("max-model-len must be above 1, got \(maxModelLen)") }
         guard enableChunkedPrefill || maxNumBatchedTokens >= maxModelLen else {
             throw bad("without chunked prefill, max-num-batched-tokens (\(maxNumBatchedTokens)) must be at least max-model-len (\(maxModelLen))")
+        }
+        guard (0...1).contains(endOfSequenceProbability) else {
+            throw bad("end-of-sequence probability must be in [0, 1], got \(endOfSequenceProbability)")
         }
         guard defaultMaxTokens > 0 else { throw bad("default max tokens must be positive") }
         for (i, name) in loraAdapters.enumerated() {
@@ -92,4 +110,15 @@ public struct EngineConfiguration: Sendable, Hashable {
         }
         try latency.validate()
     }
+}
+
+/// When vLLM records `vllm:prefix_cache_queries_total` and `vllm:prefix_cache_hits_total`.
+public enum PrefixCacheCounting: String, Sendable, Hashable, CaseIterable {
+    /// Once per request, when it is admitted (vLLM 0.32): a request that waits for blocks or
+    /// is preempted and readmitted is not counted again, so the counters' deltas equal the
+    /// `usage` figures.
+    case perRequest = "per-request"
+    /// At every prefix lookup (older vLLM): a request looked up again while it waits for
+    /// blocks, or readmitted after preemption, adds its tokens again.
+    case everyLookup = "every-lookup"
 }

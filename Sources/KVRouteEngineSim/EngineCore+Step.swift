@@ -21,7 +21,7 @@ extension EngineCore {
                     break
                 }
                 let victim = running.removeLast()
-                preempt(victim, now: now)
+                preempt(victim)
                 preempted += 1
                 if victim == id { break }
             }
@@ -41,6 +41,10 @@ extension EngineCore {
                     computed = pool.lookup(seq.digests.prefix(cap).lazy.map(\.low64)[...])
                 }
                 let numComputed = computed.count * configuration.blockSize
+                // Older vLLM counts every lookup, including one that is not admitted this step.
+                if seq.numComputed == 0 && configuration.enablePrefixCaching && configuration.prefixCacheCounting == .everyLookup {
+                    recordPrefixLookup(queries: seq.tokens.count, hits: numComputed)
+                }
                 var numNew = seq.tokens.count - numComputed
                 if !configuration.enableChunkedPrefill && numNew > budget { break }
                 numNew = min(numNew, budget)
@@ -55,10 +59,16 @@ extension EngineCore {
                     seq.admitted = true
                     seq.cachedTokens = numComputed
                     seq.firstScheduled = now
-                    stats.prefixQueries += seq.promptLength
-                    stats.prefixHits += numComputed
+                    // vLLM 0.32 counts a request once, on admission (a readmission after
+                    // preemption is not counted again); no lookup, no count.
+                    if configuration.enablePrefixCaching && configuration.prefixCacheCounting == .perRequest {
+                        recordPrefixLookup(queries: seq.promptLength, hits: numComputed)
+                    }
                     stats.promptTokens += seq.promptLength
-                    metrics?.recordAdmission(promptTokens: seq.promptLength, cachedTokens: numComputed, queueTime: now - seq.arrival)
+                    if metrics != nil {
+                        pendingMetrics.promptTokens += seq.promptLength
+                        pendingMetrics.queueTimes.append(now - seq.arrival)
+                    }
                 }
                 sequences[id] = seq
                 let ok = allocateSlots(id, numNew: numNew, computed: computed)
@@ -96,28 +106,30 @@ extension EngineCore {
             seq.numComputed += n
             var out = StepOutput(id: id, token: nil, isFirstToken: false, finished: nil)
             if seq.numComputed >= seq.tokens.count {
-                let token = nextToken(of: seq)
+                let endsHere = endsOnEOS(seq)
+                let token = endsHere ? configuration.endOfSequenceToken : nextToken(of: seq)
                 let first = seq.firstTokenTime == nil
                 if first {
                     seq.firstTokenTime = end
-                    metrics?.recordFirstToken(ttft: end - seq.arrival, prefillTime: end - (seq.firstScheduled ?? end))
-                } else if let last = seq.lastTokenTime {
-                    metrics?.recordInterToken(end - last)
+                    if metrics != nil { pendingMetrics.firstTokens.append((end - seq.arrival, end - (seq.firstScheduled ?? end))) }
+                } else if let last = seq.lastTokenTime, metrics != nil {
+                    pendingMetrics.interTokens.append(end - last)
                 }
                 seq.lastTokenTime = end
                 seq.tokens.append(token)
                 stats.generationTokens += 1
+                if metrics != nil { pendingMetrics.generationTokens += 1 }
                 out.token = token
                 out.isFirstToken = first
-                if seq.outputCount >= seq.maxTokens {
+                if endsHere || seq.outputCount >= seq.maxTokens {
                     let done = FinishedRequest(
                         id: id, promptTokens: seq.promptLength, cachedTokens: seq.cachedTokens,
-                        completionTokens: seq.outputCount, reason: .length, arrival: seq.arrival,
+                        completionTokens: seq.outputCount, reason: endsHere ? .stop : .length, arrival: seq.arrival,
                         firstTokenTime: seq.firstTokenTime ?? end, finishTime: end, preemptions: seq.preemptions)
                     out.finished = done
                     finishedIDs.append(id)
                     stats.finishedRequests += 1
-                    metrics?.recordFinished(done, decodeTime: end - (seq.firstTokenTime ?? end))
+                    if metrics != nil { pendingMetrics.finished.append((done, end - (seq.firstTokenTime ?? end))) }
                 }
             }
             sequences[id] = seq
@@ -128,8 +140,8 @@ extension EngineCore {
             running.removeAll { $0 == id }
             pool.free(seq.blocks)
         }
-        if preempted > 0 { metrics?.recordPreemptions(preempted) }
-        metrics?.update(running: running.count, waiting: waiting.count, kvUsage: pool.usage)
+        if preempted > 0 && metrics != nil { pendingMetrics.preemptions += preempted }
+        if !defersMetrics { publishMetrics() }
         return StepResult(start: now, duration: duration, outputs: outputs, prefillTokens: prefillTokens,
                           decodingSequences: decodes, preemptions: preempted)
     }
@@ -197,7 +209,7 @@ extension EngineCore {
 
     /// Puts a running request back at the head of the waiting queue, freeing its blocks; it
     /// recomputes prompt and output so far when readmitted.
-    private mutating func preempt(_ id: EngineRequestID, now: Double) {
+    mutating func preempt(_ id: EngineRequestID) {
         var seq = sequences[id]!
         pool.free(seq.blocks)
         seq.blocks = []
@@ -207,6 +219,26 @@ extension EngineCore {
         sequences[id] = seq
         waiting.prepend(id)
         stats.preemptions += 1
+    }
+
+    /// Adds one prefix-cache lookup to the counters.
+    private mutating func recordPrefixLookup(queries: Int, hits: Int) {
+        stats.prefixQueries += queries
+        stats.prefixHits += hits
+        if metrics != nil {
+            pendingMetrics.prefixQueries += queries
+            pendingMetrics.prefixHits += hits
+        }
+    }
+
+    /// Whether the token sampled now is the end-of-sequence token: a seeded draw with
+    /// ``EngineConfiguration/endOfSequenceProbability``, never for a forced answer, before
+    /// `min_tokens` or with `ignore_eos`.
+    private func endsOnEOS(_ seq: Sequence) -> Bool {
+        let p = configuration.endOfSequenceProbability
+        guard p > 0, !seq.ignoreEOS, seq.forcedOutput == nil, seq.outputCount >= seq.minTokens else { return false }
+        let r = SplitMix64.mix(seq.outputSeed ^ configuration.seed ^ 0x454F_5345_4F53, UInt64(seq.outputCount))
+        return Double(r >> 11) * 0x1p-53 < p
     }
 
     /// The deterministic next token: a function of the prompt and the position, so equal

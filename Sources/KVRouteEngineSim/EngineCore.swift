@@ -10,6 +10,10 @@ import KVRouteKVEvents
 /// requests in arrival order, each looking up its prefix in the cache on admission, while
 /// the step's token budget and `maxNumSeqs` allow. Blocks are hashed and registered as
 /// soon as they are scheduled full, including blocks filled by decode.
+///
+/// Metrics are published after each step, as vLLM's scheduler stats travel with the step's
+/// outputs: ``step(now:)`` publishes at its end unless ``defersMetrics`` is set, in which case
+/// the driver calls ``publishMetrics()`` when the step's time has passed.
 public struct EngineCore: Sendable {
     public let configuration: EngineConfiguration
     public internal(set) var pool: BlockPool
@@ -28,15 +32,20 @@ public struct EngineCore: Sendable {
     var kvEvents: [KVEvent] = []
     /// Full digests of registered blocks, kept only when events carry digests.
     var digestOfBlock: [Int32: BlockDigest] = [:]
+    /// Metric updates made since the last ``publishMetrics()``.
+    var pendingMetrics = PendingMetrics()
+    /// Whether ``step(now:)`` leaves publishing its metrics to the driver (a real-time driver
+    /// publishes once the step's modelled time has passed).
+    public var defersMetrics = false
 
     public init(configuration: EngineConfiguration, metrics: EngineMetrics? = nil) throws(EngineError) {
         try configuration.validate()
         self.configuration = configuration
-        self.pool = BlockPool(numBlocks: configuration.numGPUBlocks)
+        self.pool = BlockPool(numBlocks: configuration.numGPUBlocks, freeUnhashedFirst: configuration.freeUnhashedBlocksFirst)
         self.hasher = BlockHasher(blockSize: configuration.blockSize, hashSeed: configuration.hashSeed)
         self.metrics = metrics
         self.rng = SplitMix64(seed: configuration.seed)
-        metrics?.update(running: 0, waiting: 0, kvUsage: 0)
+        metrics?.publish(PendingMetrics(), running: 0, waiting: 0, kvUsage: 0)
     }
 
     public var numRunning: Int { running.count }
@@ -48,6 +57,9 @@ public struct EngineCore: Sendable {
         let prompt = request.promptTokens.count
         guard prompt > 0 else {
             throw EngineError(code: .invalidRequest, message: "the prompt is empty")
+        }
+        guard request.minTokens >= 0 else {
+            throw EngineError(code: .invalidRequest, message: "min_tokens must be at least 0, got \(request.minTokens)")
         }
         guard request.maxTokens > 0 else {
             throw EngineError(code: .invalidRequest, message: "max_tokens must be at least 1, got \(request.maxTokens)")
@@ -63,10 +75,10 @@ public struct EngineCore: Sendable {
         }
         let total = prompt + request.maxTokens
         let blocksNeeded = total / configuration.blockSize + (total % configuration.blockSize == 0 ? 0 : 1)
-        guard blocksNeeded <= configuration.numGPUBlocks else {
+        guard blocksNeeded <= pool.usableBlocks else {
             throw EngineError(
                 code: .requestTooLarge,
-                message: "the request needs \(blocksNeeded) KV blocks (\(prompt) prompt + \(request.maxTokens) output tokens) but the engine has only \(configuration.numGPUBlocks)"
+                message: "the request needs \(blocksNeeded) KV blocks (\(prompt) prompt + \(request.maxTokens) output tokens) but the engine has only \(pool.usableBlocks)"
             )
         }
         let id = nextID
@@ -76,8 +88,8 @@ public struct EngineCore: Sendable {
             hasher.extend(&seq.digests, tokens: seq.tokens, loraName: request.lora?.name, cacheSalt: request.cacheSalt)
         }
         sequences[id] = seq
+        // The waiting gauge shows it after the next step, as in vLLM.
         waiting.append(id)
-        metrics?.update(running: running.count, waiting: waiting.count, kvUsage: pool.usage)
         return id
     }
 
@@ -88,15 +100,37 @@ public struct EngineCore: Sendable {
         if let i = waiting.firstIndex(of: id) { waiting.remove(at: i) }
         pool.free(seq.blocks)
         stats.abortedRequests += 1
-        metrics?.recordAbort()
-        metrics?.update(running: running.count, waiting: waiting.count, kvUsage: pool.usage)
+        if metrics != nil { pendingMetrics.aborts += 1 }
+        // vLLM runs one more step to retire an aborted request; an idle engine publishes now.
+        if !hasWork { publishMetrics() }
     }
 
-    /// Forgets all cached prefixes (vLLM's `/reset_prefix_cache`).
-    public mutating func resetPrefixCache() {
-        pool.resetPrefixCache()
+    /// Forgets all cached prefixes (vLLM's `/reset_prefix_cache`). As in vLLM, refused (false,
+    /// nothing changes) while a request holds blocks, unless `resetRunningRequests` first
+    /// preempts every running request back to the waiting queue (vLLM's
+    /// `?reset_running_requests=true`).
+    public mutating func resetPrefixCache(resetRunningRequests: Bool = false) -> Bool {
+        if resetRunningRequests {
+            // Newest first, each to the head of the waiting queue: they return in FIFO order.
+            var n = 0
+            while let id = running.popLast() {
+                preempt(id)
+                n += 1
+            }
+            if n > 0 && metrics != nil { pendingMetrics.preemptions += n }
+        }
+        guard pool.resetPrefixCache() else { return false }
         digestOfBlock.removeAll()
         if configuration.recordKVEvents { kvEvents.append(.allBlocksCleared) }
+        return true
+    }
+
+    /// Hands the metric updates made since the last call to ``EngineMetrics``, with the
+    /// running and waiting counts and KV usage as they are now.
+    public mutating func publishMetrics() {
+        guard let metrics else { return }
+        metrics.publish(pendingMetrics, running: running.count, waiting: waiting.count, kvUsage: pool.usage)
+        pendingMetrics = PendingMetrics()
     }
 
     /// The KV events recorded since the last call, oldest first: what vLLM publishes as one
@@ -122,6 +156,8 @@ struct Sequence: Sendable {
     var tokens: [UInt32]
     let promptLength: Int
     let maxTokens: Int
+    let minTokens: Int
+    let ignoreEOS: Bool
     let forcedOutput: [UInt32]?
     let lora: LoRAAdapter?
     let cacheSalt: String?
@@ -146,6 +182,8 @@ struct Sequence: Sendable {
         self.tokens = request.promptTokens
         self.promptLength = request.promptTokens.count
         self.maxTokens = request.maxTokens
+        self.minTokens = request.minTokens
+        self.ignoreEOS = request.ignoreEOS
         self.forcedOutput = request.forcedOutput
         self.lora = request.lora
         self.cacheSalt = request.cacheSalt

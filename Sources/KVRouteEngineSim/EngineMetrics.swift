@@ -2,13 +2,15 @@ import Prometheus
 
 /// vLLM's Prometheus metrics for one engine, with vLLM's names, labels (`model_name`,
 /// `engine`), units (seconds, tokens) and histogram buckets. Each engine owns its registry,
-/// so many engines can live in one process.
+/// so many engines can live in one process. The engine hands them over once per step, after
+/// the step (``publish(_:running:waiting:kvUsage:)``), as vLLM's scheduler stats travel with
+/// the step's outputs.
 public final class EngineMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let running: Gauge
     let waiting: Gauge
     let kvUsage: Gauge
-    let kvUsageDeprecated: Gauge
+    let kvUsageDeprecated: Gauge?
     let prefixQueries: Counter
     let prefixHits: Counter
     let promptTokens: Counter
@@ -38,7 +40,9 @@ public final class EngineMetrics: Sendable {
         running = r.makeGauge(name: "vllm:num_requests_running", labels: labels, help: "Number of requests in model execution batches.")
         waiting = r.makeGauge(name: "vllm:num_requests_waiting", labels: labels, help: "Number of requests waiting to be processed.")
         kvUsage = r.makeGauge(name: "vllm:kv_cache_usage_perc", labels: labels, help: "KV-cache usage. 1 means 100 percent usage.")
-        kvUsageDeprecated = r.makeGauge(name: "vllm:gpu_cache_usage_perc", labels: labels, help: "GPU KV-cache usage. 1 means 100 percent usage. Deprecated: use vllm:kv_cache_usage_perc.")
+        kvUsageDeprecated = configuration.exportGPUCacheUsagePerc
+            ? r.makeGauge(name: "vllm:gpu_cache_usage_perc", labels: labels, help: "GPU KV-cache usage. 1 means 100 percent usage.")
+            : nil
         prefixQueries = r.makeCounter(name: "vllm:prefix_cache_queries_total", labels: labels, help: "Prefix cache queries, in terms of number of queried tokens.")
         prefixHits = r.makeCounter(name: "vllm:prefix_cache_hits_total", labels: labels, help: "Prefix cache hits, in terms of number of cached tokens.")
         promptTokens = r.makeCounter(name: "vllm:prompt_tokens_total", labels: labels, help: "Number of prefill tokens processed.")
@@ -82,47 +86,52 @@ public final class EngineMetrics: Sendable {
         lora.set(to: 0.0)
     }
 
-    func update(running: Int, waiting: Int, kvUsage: Double) {
+    /// Records what the engine did since the last call, and its state now.
+    func publish(_ p: PendingMetrics, running: Int, waiting: Int, kvUsage: Double) {
+        if p.prefixQueries > 0 { prefixQueries.increment(by: Int64(p.prefixQueries)) }
+        if p.prefixHits > 0 { prefixHits.increment(by: Int64(p.prefixHits)) }
+        if p.promptTokens > 0 { promptTokens.increment(by: Int64(p.promptTokens)) }
+        if p.generationTokens > 0 { generationTokens.increment(by: Int64(p.generationTokens)) }
+        if p.preemptions > 0 { preemptions.increment(by: Int64(p.preemptions)) }
+        for t in p.queueTimes { queueTime.record(t) }
+        for f in p.firstTokens {
+            ttft.record(f.ttft)
+            prefillTime.record(f.prefillTime)
+        }
+        for t in p.interTokens { itl.record(t) }
+        for (r, decode) in p.finished {
+            e2e.record(r.endToEnd)
+            decodeTime.record(decode)
+            promptTokensHistogram.record(Double(r.promptTokens))
+            generationTokensHistogram.record(Double(r.completionTokens))
+            switch r.reason {
+            case .length: successLength.increment()
+            case .stop: successStop.increment()
+            case .abort: successAbort.increment()
+            }
+        }
+        if p.aborts > 0 { successAbort.increment(by: Int64(p.aborts)) }
         self.running.set(Double(running))
         self.waiting.set(Double(waiting))
         self.kvUsage.set(kvUsage)
-        self.kvUsageDeprecated.set(kvUsage)
+        kvUsageDeprecated?.set(kvUsage)
     }
-
-    func recordAdmission(promptTokens: Int, cachedTokens: Int, queueTime: Double) {
-        prefixQueries.increment(by: Int64(promptTokens))
-        prefixHits.increment(by: Int64(cachedTokens))
-        self.promptTokens.increment(by: Int64(promptTokens))
-        self.queueTime.record(queueTime)
-    }
-
-    func recordFirstToken(ttft: Double, prefillTime: Double) {
-        self.ttft.record(ttft)
-        self.prefillTime.record(prefillTime)
-        generationTokens.increment()
-    }
-
-    func recordInterToken(_ seconds: Double) {
-        itl.record(seconds)
-        generationTokens.increment()
-    }
-
-    func recordFinished(_ r: FinishedRequest, decodeTime: Double) {
-        e2e.record(r.endToEnd)
-        self.decodeTime.record(decodeTime)
-        promptTokensHistogram.record(Double(r.promptTokens))
-        generationTokensHistogram.record(Double(r.completionTokens))
-        switch r.reason {
-        case .length: successLength.increment()
-        case .stop: successStop.increment()
-        case .abort: successAbort.increment()
-        }
-    }
-
-    func recordAbort() { successAbort.increment() }
-
-    func recordPreemptions(_ n: Int) { preemptions.increment(by: Int64(n)) }
 
     /// Prometheus text exposition of every metric.
     public func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Metric updates an engine has made but not yet published: vLLM publishes a step's
+/// scheduler stats (gauges, prefix-cache counters) and its outputs' figures after the step.
+struct PendingMetrics: Sendable {
+    var prefixQueries = 0
+    var prefixHits = 0
+    var promptTokens = 0
+    var generationTokens = 0
+    var preemptions = 0
+    var aborts = 0
+    var queueTimes: [Double] = []
+    var firstTokens: [(ttft: Double, prefillTime: Double)] = []
+    var interTokens: [Double] = []
+    var finished: [(FinishedRequest, decodeTime: Double)] = []
 }

@@ -11,10 +11,17 @@ public struct EngineRequest: Sendable {
     /// The request's `cache_salt`: keys the first block's hash, so only requests with the
     /// same salt share a prefix.
     public var cacheSalt: String?
+    /// vLLM's `ignore_eos`: never end on the end-of-sequence token.
+    public var ignoreEOS = false
+    /// vLLM's `min_tokens`: no end-of-sequence token before this many output tokens.
+    public var minTokens = 0
 
-    public init(promptTokens: [UInt32], maxTokens: Int, forcedOutput: [UInt32]? = nil, lora: LoRAAdapter? = nil, cacheSalt: String? = nil) {
+    public init(promptTokens: [UInt32], maxTokens: Int, forcedOutput: [UInt32]? = nil, lora: LoRAAdapter? = nil, cacheSalt: String? = nil,
+                ignoreEOS: Bool = false, minTokens: Int = 0) {
         self.promptTokens = promptTokens
         self.maxTokens = maxTokens
+        self.ignoreEOS = ignoreEOS
+        self.minTokens = minTokens
         self.forcedOutput = forcedOutput
         self.lora = lora
         self.cacheSalt = cacheSalt

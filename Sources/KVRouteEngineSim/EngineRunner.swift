@@ -14,7 +14,8 @@ public enum EngineEvent: Sendable {
 /// Runs an ``EngineCore`` in real time: each step sleeps for its modelled duration × the
 /// time scale, then delivers the step's tokens to the waiting requests. Engine time is wall
 /// time divided by the time scale, so metrics report the modelled latencies; a time scale
-/// of 0 runs steps back to back.
+/// of 0 runs steps back to back. A step's metrics are published when its time has passed,
+/// just before its tokens are delivered, as vLLM publishes scheduler stats after a step.
 public final class EngineRunner: Service, Sendable {
     struct State: Sendable {
         var core: EngineCore
@@ -48,7 +49,9 @@ public final class EngineRunner: Service, Sendable {
         self.kvEventSink = kvEventSink
         self.metrics = EngineMetrics(configuration: configuration, engineIndex: engineIndex)
         self.timeScale = timeScale
-        self.state = Mutex(State(core: try EngineCore(configuration: configuration, metrics: metrics)))
+        var core = try EngineCore(configuration: configuration, metrics: metrics)
+        core.defersMetrics = true
+        self.state = Mutex(State(core: core))
         (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -79,11 +82,18 @@ public final class EngineRunner: Service, Sendable {
         c?.finish()
     }
 
-    public func resetPrefixCache() {
-        state.withLock {
-            $0.core.resetPrefixCache()
+    /// vLLM's `reset_prefix_cache`: false (and nothing changes) while requests hold blocks,
+    /// unless `resetRunningRequests` preempts them first.
+    @discardableResult
+    public func resetPrefixCache(resetRunningRequests: Bool = false) -> Bool {
+        let done = state.withLock {
+            let done = $0.core.resetPrefixCache(resetRunningRequests: resetRunningRequests)
             publishKVEvents(&$0.core)
+            if !$0.core.hasWork { $0.core.publishMetrics() }
+            return done
         }
+        if resetRunningRequests { wake.yield() }
+        return done
     }
 
     /// The low 64 bits of every block hash a request could hit now (blocks in use and
@@ -159,6 +169,7 @@ public final class EngineRunner: Service, Sendable {
             var deliveries: [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)] = []
             state.withLock { s in
                 s.virtualNow = max(s.virtualNow, step.end)
+                s.core.publishMetrics()
                 for out in step.outputs {
                     guard let c = s.streams[out.id] else { continue }
                     if let t = out.token { deliveries.append((c, .token(t, first: out.isFirstToken), false)) }

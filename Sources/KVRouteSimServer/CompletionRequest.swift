@@ -19,6 +19,10 @@ struct CompletionRequest: Sendable {
     var includeUsage: Bool
     /// `cache_salt`: keys the first block's hash, so prefixes are shared only within a salt.
     var cacheSalt: String? = nil
+    /// vLLM's `ignore_eos`: the answer runs to `max_tokens` whatever the end-of-sequence draw.
+    var ignoreEOS = false
+    /// vLLM's `min_tokens`: no end of sequence before this many tokens.
+    var minTokens = 0
 
     /// Parses and checks a body; every problem is an ``OpenAIError`` naming the field.
     static func parse(_ body: Data, kind: Kind) throws(OpenAIError) -> CompletionRequest {
@@ -92,8 +96,14 @@ struct CompletionRequest: Sendable {
             }
             cacheSalt = salt
         }
+        var ignoreEOS = false
+        if let v = json["ignore_eos"], !(v is NSNull) {
+            guard let b = v as? NSNumber, isBool(b) else { throw .badRequest("ignore_eos must be a boolean", param: "ignore_eos") }
+            ignoreEOS = b.boolValue
+        }
         return CompletionRequest(
-            kind: kind, model: model, prompt: prompt, maxTokens: maxTokens, stream: stream, includeUsage: includeUsage, cacheSalt: cacheSalt)
+            kind: kind, model: model, prompt: prompt, maxTokens: maxTokens, stream: stream, includeUsage: includeUsage, cacheSalt: cacheSalt,
+            ignoreEOS: ignoreEOS, minTokens: max(0, (try integer(json, "min_tokens")) ?? 0))
     }
 
     /// Message content: a string, or a list of `{"type": "text", "text": …}` parts.

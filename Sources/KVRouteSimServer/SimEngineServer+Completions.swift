@@ -37,7 +37,9 @@ extension SimEngineServer {
         let maxTokens = parsed.maxTokens ?? min(runner.configuration.defaultMaxTokens, maxLen - prompt.count)
         let events: AsyncStream<EngineEvent>
         do {
-            events = try runner.submit(EngineRequest(promptTokens: prompt, maxTokens: maxTokens, lora: lora, cacheSalt: parsed.cacheSalt))
+            events = try runner.submit(EngineRequest(
+                promptTokens: prompt, maxTokens: maxTokens, lora: lora, cacheSalt: parsed.cacheSalt,
+                ignoreEOS: parsed.ignoreEOS, minTokens: parsed.minTokens))
         } catch {
             switch error.code {
             case .shuttingDown: throw OpenAIError(.serviceUnavailable, error.message)
@@ -49,18 +51,21 @@ extension SimEngineServer {
         }
         let id = (kind == .chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         var headers: HTTPFields = [Self.podHeader: configuration.podName]
+        let details = configuration.enablePromptTokensDetails
+        // The end-of-sequence token counts as output but is never shown (a special token).
+        let eos = runner.configuration.endOfSequenceProbability > 0 ? runner.configuration.endOfSequenceToken : nil
         ctx.logger.debug("completion", metadata: ["request.id": "\(id)", "prompt_tokens": "\(prompt.count)"])
 
         guard parsed.stream else {
-            var text: [UInt32] = []
+            var output: [UInt32] = []
             for await event in events {
                 switch event {
-                case .token(let t, _): text.append(t)
+                case .token(let t, _): if t != eos { output.append(t) }
                 case .finished(let f):
                     headers[.contentType] = "application/json"
-                    let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: f.cachedTokens)
+                    let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: details ? f.cachedTokens : nil)
                     let out = CompletionResponse.full(kind: kind, id: id, created: created, model: parsed.model,
-                                                      text: template.tokenizer.decode(text), finish: f.reason, usage: usage)
+                                                      text: template.tokenizer.decode(output), finish: f.reason, usage: usage)
                     return stalled(Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out))), stall)
                 }
             }
@@ -78,7 +83,7 @@ extension SimEngineServer {
             if kind == .chat {
                 // vLLM opens a chat stream with the assistant role before any token.
                 try await writer.write(ByteBuffer(string: CompletionResponse.chunk(
-                    kind: kind, id: id, created: created, model: model, text: "", role: true, finish: nil, withUsageNull: parsed.includeUsage)))
+                    kind: kind, id: id, created: created, model: model, text: "", role: true, finish: nil)))
             }
             var pending: UInt32?
             for await event in events {
@@ -86,19 +91,19 @@ extension SimEngineServer {
                 case .token(let t, _):
                     if let p = pending {
                         try await writer.write(ByteBuffer(string: CompletionResponse.chunk(
-                            kind: kind, id: id, created: created, model: model, text: tokenizer.decode([p]),
-                            role: false, finish: nil, withUsageNull: parsed.includeUsage)))
+                            kind: kind, id: id, created: created, model: model, text: Self.visibleText(p, eos: eos, tokenizer),
+                            role: false, finish: nil)))
                     }
                     pending = t
                     first = false
                 case .finished(let f):
                     // The last token travels with the finish reason, as vLLM sends it.
                     try await writer.write(ByteBuffer(string: CompletionResponse.chunk(
-                        kind: kind, id: id, created: created, model: model, text: pending.map { tokenizer.decode([$0]) } ?? "",
-                        role: false, finish: f.reason, withUsageNull: parsed.includeUsage)))
+                        kind: kind, id: id, created: created, model: model, text: pending.map { Self.visibleText($0, eos: eos, tokenizer) } ?? "",
+                        role: false, finish: f.reason)))
                     pending = nil
                     if parsed.includeUsage {
-                        let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: f.cachedTokens)
+                        let usage = CompletionResponse.Usage(promptTokens: f.promptTokens, completionTokens: f.completionTokens, cachedTokens: details ? f.cachedTokens : nil)
                         try await writer.write(ByteBuffer(string: CompletionResponse.usageChunk(kind: kind, id: id, created: created, model: model, usage: usage)))
                     }
                     finished = true
@@ -112,6 +117,11 @@ extension SimEngineServer {
             try await writer.write(ByteBuffer(string: CompletionResponse.done))
             try await writer.finish(nil)
         }), stall)
+    }
+
+    /// A token's text; the end-of-sequence token has none.
+    static func visibleText(_ token: UInt32, eos: UInt32?, _ tokenizer: some Tokenizer) -> String {
+        token == eos ? "" : tokenizer.decode([token])
     }
 
     func promptTokens(_ prompt: CompletionRequest.Prompt) -> [UInt32] {

@@ -34,7 +34,7 @@ extension SimEngineServer {
         if stream {
             // One whole event, then half of the next.
             partial = CompletionResponse.chunk(kind: kind, id: "cmpl-truncated", created: created, model: model, text: "Hel",
-                                               role: false, finish: nil, withUsageNull: false) + #"data: {"id":"cmpl-truncated","#
+                                               role: false, finish: nil) + #"data: {"id":"cmpl-truncated","#
         } else {
             partial = #"{"id":"cmpl-truncated","object":"chat.completion","model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":"Hel"#
         }

@@ -26,10 +26,14 @@ public struct SimEngineServer: Sendable {
         /// template (vLLM's token counts); the default here is the 4-byte tokenizer with the
         /// compact template, which needs no tokenizer file.
         public var template: Llama3ChatTemplate
+        /// vLLM's `--enable-prompt-tokens-details`: `usage.prompt_tokens_details.cached_tokens`
+        /// reports the prefix-cache hit. Off by default, as in vLLM.
+        public var enablePromptTokensDetails: Bool
 
         public init(podName: String, maxBodyBytes: Int = 8 << 20, faults: FaultSettings = FaultSettings(),
-                    template: Llama3ChatTemplate = Llama3ChatTemplate()) {
+                    template: Llama3ChatTemplate = Llama3ChatTemplate(), enablePromptTokensDetails: Bool = false) {
             self.podName = podName
+            self.enablePromptTokensDetails = enablePromptTokensDetails
             self.maxBodyBytes = maxBodyBytes
             self.faults = faults
             self.template = template
@@ -81,9 +85,11 @@ public struct SimEngineServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.faults.metricsText(self.runner.metrics.render()))))
         }
-        router.post("/reset_prefix_cache") { _, _ -> Response in
-            self.runner.resetPrefixCache()
-            return Response(status: .ok)
+        // vLLM 0.32 (a development route there, VLLM_SERVER_DEV_MODE=1): 200 with
+        // {"success": false} while requests hold blocks, unless ?reset_running_requests=true.
+        router.post("/reset_prefix_cache") { req, _ -> Response in
+            let preempt = req.uri.queryParameters.get("reset_running_requests").map { ["true", "1"].contains($0.lowercased()) } ?? false
+            return self.json(["success": self.runner.resetPrefixCache(resetRunningRequests: preempt)])
         }
         router.post("/tokenize") { req, ctx in try await self.tokenize(req, ctx) }
         router.get("/debug/kv_blocks") { _, _ in try self.kvBlocksResponse() }

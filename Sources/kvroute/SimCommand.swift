@@ -50,6 +50,22 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "The chat template's \"Today Date\" (e.g. \"26 Jul 2024\"); default today's date, as vLLM renders it.")
     var chatTemplateDate: String?
     @Option(help: "Output tokens when a request gives no max_tokens.") var defaultMaxTokens = 128
+    @Option(help: ArgumentHelp(
+        "Chance that each output token is the end-of-sequence token, ending the answer early (finish_reason stop).",
+        discussion: "Drawn from --seed, the prompt and the position, so equal requests end equally; ignore_eos and min_tokens are honoured. 0 (the default) runs every answer to max_tokens."))
+    var eosProbability = 0.0
+    @Flag(help: ArgumentHelp(
+        "Report usage.prompt_tokens_details.cached_tokens (vLLM's --enable-prompt-tokens-details).",
+        discussion: "Off by default, as in vLLM: without it a full response has prompt_tokens_details null and a stream's usage chunk leaves it out."))
+    var enablePromptTokensDetails = false
+    @Option(help: ArgumentHelp(
+        "When vllm:prefix_cache_queries_total / hits_total count: per-request (vLLM 0.32: once, at admission) or every-lookup (older vLLM: again whenever a waiting or preempted request is looked up).",
+        discussion: "With every-lookup, a request that waits for blocks or is preempted adds its prompt to the counters more than once, so counter-based hit rates differ from the usage figures."))
+    var prefixCacheCounting: PrefixCacheCounting = .perRequest
+    @Flag(help: "Freed blocks that were never hashed go to the tail of the free queue, as in older vLLM (vLLM 0.32 puts them at the head, so cached blocks live longer).")
+    var freeUnhashedBlocksLast = false
+    @Flag(help: "Also export vllm:gpu_cache_usage_perc, older vLLM's name for vllm:kv_cache_usage_perc (vLLM 0.32 no longer exports it).")
+    var gpuCacheUsageMetric = false
     @Option(help: "Wall seconds per modelled second (0.1 = ten times faster, 0 = no sleeping).") var timeScale = 1.0
     @Option(help: "Fixed cost of every engine step, ms.") var stepOverheadMs = 1.5
     @Option(help: "Prefill time per uncached prompt token, µs.") var prefillUsPerToken = 40.0
@@ -86,6 +102,10 @@ struct SimCommand: AsyncParsableCommand {
                 decodeBase: decodeBaseMs / 1000, decodePerSequence: decodeUsPerSequence / 1_000_000, jitter: jitter),
             seed: seed)
         config.loraAdapters = try loraModules.map(Self.loraName)
+        config.endOfSequenceProbability = eosProbability
+        config.prefixCacheCounting = prefixCacheCounting
+        config.freeUnhashedBlocksFirst = !freeUnhashedBlocksLast
+        config.exportGPUCacheUsagePerc = gpuCacheUsageMetric
         return config
     }
 
@@ -146,7 +166,8 @@ struct SimCommand: AsyncParsableCommand {
         do {
             cluster = try SimCluster(
                 engines: engines, host: host, basePort: port, engine: try engineConfiguration(), timeScale: timeScale,
-                server: .init(podName: podNamePrefix, maxBodyBytes: maxBodyBytes, faults: faults, template: try chatTemplate(logger: logger)),
+                server: .init(podName: podNamePrefix, maxBodyBytes: maxBodyBytes, faults: faults, template: try chatTemplate(logger: logger),
+                              enablePromptTokensDetails: enablePromptTokensDetails),
                 podNamePrefix: podNamePrefix, kvEvents: try kvEvents(), logger: logger)
         } catch let error as EngineError {
             throw ValidationError(error.message)
@@ -173,6 +194,7 @@ struct SimCommand: AsyncParsableCommand {
 }
 
 extension FaultSettings.GarbageMetrics: ExpressibleByArgument {}
+extension PrefixCacheCounting: ExpressibleByArgument {}
 
 /// `--tokenizer`.
 enum TokenizerChoice: String, ExpressibleByArgument, CaseIterable {

@@ -66,7 +66,7 @@ struct DrainTests {
 
     static func engine() async throws -> (KVRouteProcess, Int) {
         let port = freePort()
-        let p = try KVRouteProcess(["sim", "--port", "\(port)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
+        let p = try KVRouteProcess(["sim", "--enable-prompt-tokens-details", "--port", "\(port)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
         try await waitForPort(port)
         return (p, port)
     }

@@ -14,7 +14,7 @@ struct PreciseGatewayTests {
         init() throws {
             let kv = #"{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:\#(events)","topic":"kv@<pod>@<model>"}"#
             process = try KVRouteProcess([
-                "sim", "--port", "\(http)", "--model", "m", "--tokenizer", "bytes4", "--hash-seed", "0", "--block-size", "16",
+                "sim", "--enable-prompt-tokens-details", "--port", "\(http)", "--model", "m", "--tokenizer", "bytes4", "--hash-seed", "0", "--block-size", "16",
                 "--time-scale", "0", "--log-level", "error", "--kv-events-config", kv,
             ])
         }

@@ -83,7 +83,7 @@ struct ServerLifecycleTests {
     @Test("kvroute gateway: SIGTERM or SIGINT lets an in-flight completion finish, then exits 0", arguments: [SIGTERM, SIGINT])
     func gatewayDrains(signal: Int32) async throws {
         let enginePort = freePort(), port = freePort()
-        let engine = try KVRouteProcess(["sim", "--port", "\(enginePort)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
+        let engine = try KVRouteProcess(["sim", "--enable-prompt-tokens-details", "--port", "\(enginePort)", "--time-scale", "1", "--hash-seed", "0", "--log-level", "error"])
         defer { engine.stop() }
         try await waitForPort(enginePort)
         let p = try KVRouteProcess(["gateway", "--port", "\(port)", "--endpoints", "http://127.0.0.1:\(enginePort)", "--log-level", "error"])

@@ -16,7 +16,7 @@ final class EngineProcess: @unchecked Sendable {
 
     func start() throws {
         process = try BackgroundProcess(try KVRouteBinary.require(), [
-            "sim", "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "4096", "--max-model-len", "32768",
+            "sim", "--enable-prompt-tokens-details", "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "4096", "--max-model-len", "32768",
             "--hash-seed", "0", "--pod-name-prefix", "killable", "--log-level", "error",
         ], name: "sim-\(port)")
     }

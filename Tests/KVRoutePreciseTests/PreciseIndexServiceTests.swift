@@ -27,7 +27,7 @@ struct PreciseIndexServiceTests {
             replay = freePort()
             let kv = #"{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:\#(events)","replay_endpoint":"tcp://*:\#(replay)","buffer_steps":\#(bufferSteps),"topic":"kv@<pod>@<model>"}"#
             process = try ManagedProcess(kvroute: [
-                "sim", "--port", "\(http)", "--model", PreciseIndexServiceTests.model, "--tokenizer", "bytes4",
+                "sim", "--enable-prompt-tokens-details", "--port", "\(http)", "--model", PreciseIndexServiceTests.model, "--tokenizer", "bytes4",
                 "--block-size", "16", "--num-gpu-blocks", "48", "--max-num-seqs", "8", "--hash-seed", "0",
                 "--time-scale", "0", "--pod-name-prefix", name, "--log-level", "error", "--kv-events-config", kv,
             ] + extra, name: name)

@@ -20,7 +20,7 @@ struct SimTokenizerTests {
         engine.blockSize = 32
         let cluster = try SimCluster(
             engines: 1, basePort: 0, engine: engine, timeScale: 0,
-            server: .init(podName: "sim", template: template), logger: quietLogger)
+            server: .init(podName: "sim", template: template, enablePromptTokensDetails: true), logger: quietLogger)
         return try await withServices(cluster.services) {
             let ports = await cluster.waitUntilListening()
             return try await body(bpe, template, "http://127.0.0.1:\(ports[0])")

@@ -38,7 +38,7 @@ public final class ProcessStack: @unchecked Sendable {
     public func addEngine(host: String = "127.0.0.1", port: Int? = nil) throws -> Int {
         let i = engines.count, port = port ?? freePort()
         let p = try ManagedProcess(kvroute: [
-            "sim", "--host", host, "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "2048", "--max-model-len", "32768",
+            "sim", "--enable-prompt-tokens-details", "--host", host, "--port", "\(port)", "--time-scale", "1", "--num-gpu-blocks", "2048", "--max-model-len", "32768",
             "--hash-seed", "0", "--seed", "\(i)", "--pod-name-prefix", "chaos-\(i)", "--log-level", "error",
         ] + engineFlags(i), name: "sim-\(i)")
         enginePorts.append(port)

@@ -22,7 +22,7 @@ public func withSimCluster<T: Sendable>(
 ) async throws -> T {
     let cluster = try SimCluster(
         engines: engines, basePort: 0, engine: engine, timeScale: timeScale,
-        server: .init(podName: "sim", maxBodyBytes: maxBodyBytes, faults: faults), logger: quietLogger)
+        server: .init(podName: "sim", maxBodyBytes: maxBodyBytes, faults: faults, enablePromptTokensDetails: true), logger: quietLogger)
     return try await withServices(cluster.services) {
         let ports = await cluster.waitUntilListening()
         return try await body(cluster, ports.map { "http://127.0.0.1:\($0)" })

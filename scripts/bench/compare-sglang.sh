@@ -19,7 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 # Engines sized so the workload's prefixes fit the cluster's caches but not one engine's.
-$bin sim --engines 3 --port "$base" --num-gpu-blocks 1200 --time-scale 0.2 --log-level error & pids+=($!)
+$bin sim --enable-prompt-tokens-details --engines 3 --port "$base" --num-gpu-blocks 1200 --time-scale 0.2 --log-level error & pids+=($!)
 for p in $base $((base+1)) $((base+2)); do for _ in $(seq 100); do curl -sf "localhost:$p/health" >/dev/null && break; sleep 0.1; done; done
 $bin gateway --port "$gw" --endpoints "$engines" --log-level error & pids+=($!)
 $router --host 127.0.0.1 --port "$sg" --worker-urls ${engines//,/ } --policy cache_aware >/tmp/kvroute-sglang-router.log 2>&1 & pids+=($!)
@@ -33,7 +33,7 @@ command -v wrk >/dev/null || { echo "(wrk not installed: skipping the added-late
 cleanup; pids=()
 base=$((base + 100)); gw=$((base + 10)); sg=$((base + 11))
 engines="http://127.0.0.1:$base,http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2))"
-$bin sim --engines 3 --port "$base" --time-scale 0 --log-level error & pids+=($!)
+$bin sim --enable-prompt-tokens-details --engines 3 --port "$base" --time-scale 0 --log-level error & pids+=($!)
 for p in $base $((base+1)) $((base+2)); do for _ in $(seq 100); do curl -sf "localhost:$p/health" >/dev/null && break; sleep 0.1; done; done
 $bin gateway --port "$gw" --endpoints "$engines" --log-level error & pids+=($!)
 $router --host 127.0.0.1 --port "$sg" --worker-urls ${engines//,/ } --policy cache_aware >/tmp/kvroute-sglang-router.log 2>&1 & pids+=($!)

@@ -24,7 +24,7 @@ grpc=$((base + 10)) health=$((base + 11)) metrics=$((base + 12))
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; [ -n "${KEEP_LOGS:-}" ] && cp "$tmp"/*.log /tmp/; rm -rf "$tmp"' EXIT
-$bin sim --engines 3 --port "$base" --time-scale 0 --log-level error & pids+=($!)
+$bin sim --enable-prompt-tokens-details --engines 3 --port "$base" --time-scale 0 --log-level error & pids+=($!)
 $bin epp --grpc-port "$grpc" --health-port "$health" --metrics-port "$metrics" --host 127.0.0.1 \
   --endpoints "http://${engines//,/,http://}" --log-level error & pids+=($!)
 

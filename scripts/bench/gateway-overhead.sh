@@ -10,7 +10,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 if [ -z "${KVROUTE_BIN:-}" ]; then swift build -c release --product kvroute >/dev/null; fi
 base=$((20000 + RANDOM % 20000)); gw=$((base + 10))
 bin=${KVROUTE_BIN:-.build/release/kvroute}
-$bin sim --engines 3 --port "$base" --time-scale 0 --log-level error & sim=$!
+$bin sim --enable-prompt-tokens-details --engines 3 --port "$base" --time-scale 0 --log-level error & sim=$!
 $bin gateway --port "$gw" --endpoints "http://127.0.0.1:$base,http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2))" --log-level error & gwpid=$!
 trap 'kill $sim $gwpid 2>/dev/null' EXIT
 for _ in $(seq 100); do curl -sf "localhost:$gw/health" >/dev/null && break; sleep 0.1; done

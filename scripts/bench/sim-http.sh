@@ -8,7 +8,7 @@ secs=${1:-10}; conns=${2:-64}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 2; }
 if [ -z "${KVROUTE_BIN:-}" ]; then swift build -c release --product kvroute >/dev/null; fi
 port=$((20000 + RANDOM % 20000))
-"${KVROUTE_BIN:-.build/release/kvroute}" sim --port "$port" --time-scale 0 --log-level error &
+"${KVROUTE_BIN:-.build/release/kvroute}" sim --enable-prompt-tokens-details --port "$port" --time-scale 0 --log-level error &
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
 for _ in $(seq 50); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done

@@ -76,7 +76,7 @@ wait_ok() { # URL NAME
   echo "soak: $2 did not come up ($1)" >&2; tail -20 "$work/$2.log" >&2; exit 1
 }
 
-"$KVROUTE" sim --engines "$ENGINES" --port "$sim_port" --time-scale "$TIME_SCALE" --num-gpu-blocks 2048 \
+"$KVROUTE" sim --enable-prompt-tokens-details --engines "$ENGINES" --port "$sim_port" --time-scale "$TIME_SCALE" --num-gpu-blocks 2048 \
   --max-model-len 32768 --hash-seed 0 --log-level error >"$work/sim.log" 2>&1 &
 sim_pid=$!; pids+=("$sim_pid")
 for i in $(seq 0 $((ENGINES - 1))); do wait_ok "http://127.0.0.1:$((sim_port + i))/health" sim; done
