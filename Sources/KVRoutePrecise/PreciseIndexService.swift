@@ -178,17 +178,17 @@ public struct PreciseIndexService: Service {
         let lag = max(0, Date().timeIntervalSince1970 - batch.ts)
         let (count, bytes, evicted, newlyDisagrees) = store.update(engine: engine.name) { index, feed in
             let before = index.statistics.evicted
-            let agreed = feed.hashes.verdict
             index.apply(batch, engine: engine.name, model: engine.model)
             for case .blockStored(let s) in batch.events {
                 for h in s.blockHashes { feed.hashes.stored(h.low64) }
             }
+            let newlyDisagrees = feed.hashes.verdict == .disagrees && !feed.hashMismatchReported
+            if newlyDisagrees { feed.hashMismatchReported = true }
             feed.batches += 1
             feed.expectedSeq = message.sequence &+ 1
             feed.lastBatchTime = batch.ts
             feed.lagSeconds = lag
-            return (index.count, index.allocatedBytes, index.statistics.evicted - before,
-                    agreed != .disagrees && feed.hashes.verdict == .disagrees)
+            return (index.count, index.allocatedBytes, index.statistics.evicted - before, newlyDisagrees)
         }
         if newlyDisagrees {
             let h = store.feedStatus(engine: engine.name)?.hashes

@@ -27,6 +27,10 @@ public final class PreciseIndexStore: Sendable {
         public var lagSeconds: Double = 0
         /// Whether the engine's hashes are the picker's (see ``PreciseIndexStore/routed(blockHashes:engine:)``).
         public var hashes = HashAgreement()
+        /// The disagreement was logged and set in the metrics. The verdict can turn at a
+        /// routed request (outside any batch) as well as at a batch, so the batch that first
+        /// finds it turned reports it.
+        public var hashMismatchReported = false
     }
 
     struct State {
