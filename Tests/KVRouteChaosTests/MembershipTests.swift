@@ -217,14 +217,11 @@ struct MembershipTests {
         }
         try #require(tokens.count >= 2, "the concurrent openings all went to \(tokens.keys)")
         // Follow-ups with prompts no engine has seen, one at a time, each sent back with a
-        // token: every one lands on the engine its token names. Each waits until the
-        // gateway's metrics no longer show the previous answer running (the token is worth
-        // one scorer's weight; a stale load view of its own engine must not outweigh it):
-        // an idle gateway scrapes every 500 ms, a busy one every 50 ms.
-        try await Task.sleep(for: .milliseconds(700))
+        // token, at once: every one lands on the engine its token names, whatever the
+        // gateway's load view still shows of the previous answer (the token outweighs a
+        // request's worth of load; only saturation moves a session).
         for (pod, token) in tokens.sorted(by: { $0.key < $1.key }) {
             for turn in 0..<4 {
-                try await Task.sleep(for: .milliseconds(150))
                 let body = Self.uniqueBody()
                 let r = try await TestHTTP.postJSON(url + "/v1/chat/completions", body, headers: [("x-session-token", token)])
                 #expect(r.status == 200)
