@@ -59,7 +59,7 @@ wanted() { [[ "$peers" == *" $1 "* ]]; }
 # (engine i on the endpoint's port + i, replay likewise).
 kv="{\"enable_kv_cache_events\":true,\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:$((base + 30))\",\"replay_endpoint\":\"tcp://*:$((base + 33))\"}"
 # Answers report cached tokens (vLLM's --enable-prompt-tokens-details) where the sim has the flag.
-details=(); "$bin" sim --help 2>/dev/null | grep -q -- --enable-prompt-tokens-details && details=(--enable-prompt-tokens-details)
+details=(); [[ "$("$bin" sim --help 2>/dev/null)" == *--enable-prompt-tokens-details* ]] && details=(--enable-prompt-tokens-details)
 $bin sim --engines 3 --port "$base" --model "$model" --max-num-seqs 1024 --tokenizer "$tokenizer" --hash-seed 0 --kv-events-config "$kv" \
   "${details[@]}" --log-level error >"$logs/sim.log" 2>&1 & pids+=($!)
 for p in $base $((base+1)) $((base+2)); do wait_up "$p"; done
