@@ -41,7 +41,7 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// tokenizer); empty means ``OutputVocabulary/tokens``.
     public var outputTokens: [UInt32] = []
     /// Chance that each generated token is the end-of-sequence token, ending the answer early
-    /// with finish reason `stop` (drawn from the seed, the prompt and the position, so equal
+    /// with finish reason `stop` (drawn from the engine's random seed, the prompt and the position, so equal
     /// requests end equally). 0 = every answer runs to `max_tokens`.
     public var endOfSequenceProbability: Double = 0
     /// The end-of-sequence token (Llama-3's `<|eot_id|>`); counted in `completion_tokens`,
